@@ -1,0 +1,32 @@
+#!/bin/sh
+# Install the Debian packages handoff needs for a purpose (build, test,
+# bench), but only those missing. As root this runs apt-get; otherwise it
+# prints the exact command to run and fails.
+set -eu
+
+purpose=${1:-build}
+pkgs="gcc make pkg-config libc6-dev libevent-dev libhttp-parser-dev"
+case "$purpose" in
+    build) ;;
+    test)  pkgs="$pkgs libcriterion-dev" ;;
+    bench) pkgs="$pkgs libcriterion-dev wrk gnuplot-nox nginx-light" ;;
+    *) echo "deps.sh: unknown purpose '$purpose' (build, test, bench)" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $pkgs; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "handoff needs these Debian packages:$missing" >&2
+    echo "run: sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "deps.sh: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

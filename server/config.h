@@ -1,0 +1,53 @@
+/* config: every option handoffd takes, its default and its limits, parsed
+ * from the command line. One struct config is filled in by the master
+ * before anything forks and is read-only afterwards. */
+#ifndef HANDOFF_CONFIG_H
+#define HANDOFF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+enum dispatch_mode { DISPATCH_LEAST = 0, DISPATCH_RR = 1 };
+
+enum model {
+    MODEL_PASS = 0,      /* master accepts, hands fds to pre-forked workers */
+    MODEL_FORK = 1,      /* one child per connection (UNP §2.10) */
+    MODEL_ACCEPT = 2,    /* pre-forked workers accept on a shared socket */
+    MODEL_REUSEPORT = 3, /* one SO_REUSEPORT listener per worker */
+    MODEL_ITERATIVE = 4, /* one connection at a time */
+};
+
+struct config {
+    char listen_text[300];        /* --listen as given */
+    struct addr_listen listen;    /* --listen parsed */
+    int backlog;                  /* --backlog: listen(2) queue length */
+    int workers;                  /* --workers: pre-forked worker processes */
+    enum dispatch_mode dispatch;  /* --dispatch least|rr */
+    enum model model;             /* --model */
+    const struct proto *proto;    /* --protocol */
+    double drain_timeout;         /* --drain-timeout: seconds to finish on stop */
+    int max_batch;                /* --max-batch: fds per control message */
+    int max_queued;               /* --max-queued: accepted fds waiting per worker */
+    int max_conns;                /* --max-conns: live connections per worker */
+    int max_children;             /* --max-children: live children (model fork) */
+    size_t max_output;            /* --max-output-bytes: per-connection send buffer */
+    uint64_t unp_max_bytes;       /* --unp-max-bytes: largest unp request */
+    int accept_pause_ms;          /* --accept-pause-ms: pause after EMFILE/ENFILE */
+    char log_file[4096];          /* --log-file; empty = stderr */
+    int log_level;                /* --log-level */
+};
+
+enum config_rc { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = 2 };
+
+/* Fill CFG from defaults and ARGV. Returns CONFIG_OK, CONFIG_EXIT_OK after
+ * --help/--version (output already printed) or CONFIG_ERROR with a message
+ * in err. Never exits. */
+enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+const char *config_model_name(enum model m);
+const char *config_dispatch_name(enum dispatch_mode d);
+
+#endif

@@ -1,0 +1,30 @@
+/* handoffd: parse options, then run the chosen server model. main is the
+ * only place that decides the process exit status. */
+#include <stdio.h>
+#include <string.h>
+#include <errno.h>
+
+#include "config.h"
+#include "log.h"
+#include "master.h"
+
+int main(int argc, char **argv)
+{
+    static struct config cfg; /* static: read by forked children for their life */
+    char err[512];
+    switch (config_parse(&cfg, argc, argv, err, sizeof(err))) {
+    case CONFIG_OK:
+        break;
+    case CONFIG_EXIT_OK:
+        return 0;
+    case CONFIG_ERROR:
+        fprintf(stderr, "handoffd: %s\n", err);
+        return 2;
+    }
+    log_set_level((enum log_level)cfg.log_level);
+    if (cfg.log_file[0] != '\0' && log_open(cfg.log_file) < 0) {
+        fprintf(stderr, "handoffd: --log-file %s: %s\n", cfg.log_file, strerror(errno));
+        return 2;
+    }
+    return master_run(&cfg);
+}

@@ -1,0 +1,305 @@
+/* worker: the event loop of one worker process.
+ *
+ * fd ownership in a worker:
+ *   - the channel end `chan`: this worker, closed at exit;
+ *   - each fd received in CTL_PASS: this worker from the moment recvmsg
+ *     returns; conn_open hands it to the connection's bufferevent, and on
+ *     any failure it is closed here and reported to the master as refused.
+ */
+#include "worker.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "conn.h"
+#include "ctl.h"
+#include "log.h"
+
+void worker_conn_added(struct worker *w, struct conn *c)
+{
+    c->prev = NULL;
+    c->next = w->conns;
+    if (w->conns != NULL)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    w->total++;
+}
+
+static void worker_report_soon(struct worker *w)
+{
+    if (w->report_ev != NULL && !event_pending(w->report_ev, EV_TIMEOUT, NULL))
+        event_active(w->report_ev, EV_TIMEOUT, 0);
+}
+
+void worker_conn_removed(struct worker *w, struct conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    w->nconns--;
+    w->closed_unreported++;
+    worker_report_soon(w);
+    if (w->nconns == 0 && (w->draining || w->exit_when_idle))
+        event_base_loopexit(w->base, NULL);
+}
+
+/* Tell the master how many connections ended since the last report, once
+ * per loop iteration rather than once per close. */
+static void worker_report_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->chan < 0 || w->closed_unreported == 0)
+        return;
+    if (ctl_send(w->chan, CTL_CLOSED, w->closed_unreported, w->refused_unreported) < 0) {
+        if (errno == EAGAIN) {
+            /* Master is behind; counts accumulate and go with the next try. */
+            struct timeval tv = { 0, 1000 };
+            event_add(w->report_ev, &tv);
+            return;
+        }
+        log_err("sendmsg(CTL_CLOSED): %s", strerror(errno));
+        return;
+    }
+    w->closed_unreported = 0;
+    w->refused_unreported = 0;
+}
+
+static void worker_refuse(struct worker *w, int fd)
+{
+    close(fd);
+    w->closed_unreported++;
+    w->refused_unreported++;
+    worker_report_soon(w);
+}
+
+static void worker_start_drain(struct worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    log_debug("draining %llu connections", (unsigned long long)w->nconns);
+    if (w->lev != NULL) {
+        evconnlistener_free(w->lev);
+        w->lev = NULL;
+    }
+    if (w->nconns == 0) {
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    struct timeval tv;
+    tv.tv_sec = (time_t)w->cfg->drain_timeout;
+    tv.tv_usec = (suseconds_t)((w->cfg->drain_timeout - (double)tv.tv_sec) * 1e6);
+    event_add(w->drain_ev, &tv);
+    /* Each connection closes now if it is at a boundary, or when it gets to one. */
+    struct conn *c = w->conns;
+    while (c != NULL) {
+        struct conn *next = c->next;
+        conn_drain(c);
+        c = next;
+    }
+}
+
+static void worker_drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    log_info("drain timeout: closing %llu connections", (unsigned long long)w->nconns);
+    event_base_loopexit(w->base, NULL);
+}
+
+static void worker_chan_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)what;
+    for (;;) {
+        struct ctl_msg m;
+        int fds[CTL_MAX_FDS];
+        size_t nfds = 0;
+        const char *why;
+        int rc = ctl_recv(fd, &m, fds, &nfds, &why);
+        if (rc == 0) {
+            /* The master is gone: nobody will hand us more work. */
+            log_warn("master closed the channel; draining");
+            event_del(w->chan_ev);
+            worker_start_drain(w);
+            return;
+        }
+        if (rc < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            if (errno == EPROTO) {
+                /* fds already closed by ctl_recv; the channel itself is fine. */
+                log_err("rejected control message: %s", why);
+                continue;
+            }
+            log_err("recvmsg: %s", strerror(errno));
+            return;
+        }
+        switch (m.hdr.type) {
+        case CTL_PASS:
+            for (size_t i = 0; i < nfds; i++) {
+                if (w->draining) {
+                    worker_refuse(w, fds[i]);
+                    continue;
+                }
+                if (conn_open(w, fds[i], m.stamp[i]) == NULL) {
+                    /* conn_open closed the fd; count it as refused. */
+                    w->closed_unreported++;
+                    w->refused_unreported++;
+                    worker_report_soon(w);
+                }
+            }
+            break;
+        case CTL_DRAIN:
+            worker_start_drain(w);
+            break;
+        default:
+            log_err("unexpected control message type %u from master", m.hdr.type);
+            for (size_t i = 0; i < nfds; i++)
+                close(fds[i]);
+            break;
+        }
+    }
+}
+
+static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)what;
+    if (sig == SIGQUIT) {
+        event_base_loopbreak(w->base);
+        return;
+    }
+    worker_start_drain(w);
+}
+
+static void worker_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
+                             struct sockaddr *sa, int salen, void *arg)
+{
+    struct worker *w = arg;
+    (void)lev;
+    (void)sa;
+    (void)salen;
+    if (w->draining || w->nconns >= (uint64_t)w->cfg->max_conns) {
+        close(fd);
+        return;
+    }
+    conn_open(w, fd, ctl_now_ns());
+}
+
+static int worker_init(struct worker *w, const struct config *cfg, int slot, int chan)
+{
+    memset(w, 0, sizeof(*w));
+    w->cfg = cfg;
+    w->slot = slot;
+    w->chan = chan;
+    /* A fresh loop: nothing of the master's event_base is used after fork. */
+    w->base = event_base_new();
+    if (w->base == NULL) {
+        log_err("event_base_new failed");
+        return -1;
+    }
+    w->report_ev = evtimer_new(w->base, worker_report_cb, w);
+    w->drain_ev = evtimer_new(w->base, worker_drain_deadline_cb, w);
+    if (w->report_ev == NULL || w->drain_ev == NULL)
+        return -1;
+    static const int sigs[3] = { SIGTERM, SIGINT, SIGQUIT };
+    for (int i = 0; i < 3; i++) {
+        w->sig_ev[i] = evsignal_new(w->base, sigs[i], worker_signal_cb, w);
+        if (w->sig_ev[i] == NULL || event_add(w->sig_ev[i], NULL) < 0)
+            return -1;
+    }
+    if (chan >= 0) {
+        w->chan_ev = event_new(w->base, chan, EV_READ | EV_PERSIST, worker_chan_cb, w);
+        if (w->chan_ev == NULL || event_add(w->chan_ev, NULL) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void worker_fini(struct worker *w)
+{
+    while (w->conns != NULL)
+        conn_free(w->conns);
+    /* Closes counted above are moot: the master learns of our exit. */
+    if (w->lev != NULL)
+        evconnlistener_free(w->lev);
+    if (w->chan_ev != NULL)
+        event_free(w->chan_ev);
+    for (int i = 0; i < 3; i++)
+        if (w->sig_ev[i] != NULL)
+            event_free(w->sig_ev[i]);
+    if (w->report_ev != NULL)
+        event_free(w->report_ev);
+    if (w->drain_ev != NULL)
+        event_free(w->drain_ev);
+    if (w->base != NULL)
+        event_base_free(w->base);
+    if (w->chan >= 0)
+        close(w->chan);
+    memset(w, 0, sizeof(*w));
+    w->chan = -1;
+}
+
+int worker_run(const struct config *cfg, int slot, int chan, int listen_fd)
+{
+    struct worker w;
+    int status = 1;
+    if (worker_init(&w, cfg, slot, chan) < 0)
+        goto out;
+    if (listen_fd >= 0) {
+        w.lev = evconnlistener_new(w.base, worker_accept_cb, &w,
+                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);
+        listen_fd = -1; /* owned by the listener now, even on failure below */
+        if (w.lev == NULL) {
+            log_err("evconnlistener_new failed");
+            goto out;
+        }
+    }
+    if (chan >= 0 && ctl_send(chan, CTL_READY, 0, 0) < 0) {
+        log_err("sendmsg(CTL_READY): %s", strerror(errno));
+        goto out;
+    }
+    if (event_base_dispatch(w.base) < 0) {
+        log_err("event_base_dispatch failed");
+        goto out;
+    }
+    status = 0;
+out:
+    if (listen_fd >= 0)
+        close(listen_fd);
+    worker_fini(&w);
+    return status;
+}
+
+int worker_serve_one(const struct config *cfg, int slot, int fd)
+{
+    struct worker w;
+    int status = 1;
+    if (worker_init(&w, cfg, slot, -1) < 0) {
+        close(fd);
+        goto out;
+    }
+    w.exit_when_idle = true;
+    if (conn_open(&w, fd, ctl_now_ns()) == NULL)
+        goto out;
+    if (w.nconns > 0 && event_base_dispatch(w.base) < 0)
+        goto out;
+    status = 0;
+out:
+    worker_fini(&w);
+    return status;
+}
