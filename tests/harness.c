@@ -1,0 +1,326 @@
+/* harness: see harness.h. */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addr.h"
+
+uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static const char *handoffd_path(void)
+{
+    const char *p = getenv("HANDOFFD");
+    return p != NULL ? p : "build/handoffd";
+}
+
+bool server_log_contains(const struct server *s, const char *needle)
+{
+    char buf[65536];
+    int fd = open(s->log_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+int server_start(struct server *s, const char *const *args)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->log_path, sizeof(s->log_path), "/tmp/handoff-test-XXXXXX");
+    int logfd = mkstemp(s->log_path);
+    if (logfd < 0)
+        return -1;
+    const char *argv[64];
+    size_t n = 0;
+    argv[n++] = handoffd_path();
+    for (size_t i = 0; args[i] != NULL && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(logfd);
+        return -1;
+    }
+    if (pid == 0) {
+        dup2(logfd, STDERR_FILENO);
+        int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, STDIN_FILENO);
+        dup2(devnull, STDOUT_FILENO);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(logfd);
+    s->pid = pid;
+    uint64_t deadline = now_ms() + 10000;
+    while (now_ms() < deadline) {
+        char buf[8192];
+        int fd = open(s->log_path, O_RDONLY | O_CLOEXEC);
+        ssize_t r = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+        if (fd >= 0)
+            close(fd);
+        if (r > 0) {
+            buf[r] = '\0';
+            char *l = strstr(buf, "handoffd: listening ");
+            char *nl = l ? strchr(l, '\n') : NULL;
+            if (l != NULL && nl != NULL) {
+                *nl = '\0';
+                snprintf(s->line, sizeof(s->line), "%s", l);
+                char *p = strstr(l, ":");
+                /* "{HOST:PORT, *:*}": the port follows the last ':' before ',' */
+                char *comma = strchr(l, ',');
+                for (p = comma; p > l && p[-1] != ':'; p--)
+                    ;
+                s->port = atoi(p);
+                return s->port > 0 ? 0 : -1;
+            }
+        }
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            s->pid = 0;
+            return -1;
+        }
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    s->pid = 0;
+    return -1;
+}
+
+int server_stop(struct server *s, int sig, int timeout_ms, int *status)
+{
+    int st = 0;
+    if (s->pid <= 0)
+        return -1;
+    kill(s->pid, sig);
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    while (now_ms() < deadline) {
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+            if (status)
+                *status = st;
+            s->pid = 0;
+            return 0;
+        }
+        usleep(10000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    if (status)
+        *status = st;
+    s->pid = 0;
+    return -1;
+}
+
+bool proc_alive(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    return p != NULL && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+}
+
+int proc_children(pid_t pid, pid_t *out, int max)
+{
+    char path[64], buf[8192];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    int k = 0;
+    char *save, *tok = strtok_r(buf, " \n", &save);
+    while (tok != NULL && k < max) {
+        pid_t c = (pid_t)atoi(tok);
+        if (proc_alive(c))
+            out[k++] = c;
+        tok = strtok_r(NULL, " \n", &save);
+    }
+    return k;
+}
+
+bool proc_wait_children(pid_t pid, int n, int timeout_ms)
+{
+    pid_t kids[1024];
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    do {
+        if (proc_children(pid, kids, 1024) == n)
+            return true;
+        usleep(10000);
+    } while (now_ms() < deadline);
+    return false;
+}
+
+int tcp_connect(const char *src, const char *dst, int port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, dst, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((unsigned short)port);
+        sl = sizeof(*s4);
+    } else if (inet_pton(AF_INET6, dst, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((unsigned short)port);
+        sl = sizeof(*s6);
+    } else
+        return -1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = { 5, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (src != NULL) {
+        struct sockaddr_storage b;
+        memset(&b, 0, sizeof(b));
+        struct sockaddr_in *b4 = (struct sockaddr_in *)&b;
+        struct sockaddr_in6 *b6 = (struct sockaddr_in6 *)&b;
+        socklen_t bl;
+        if (inet_pton(AF_INET, src, &b4->sin_addr) == 1) {
+            b4->sin_family = AF_INET;
+            bl = sizeof(*b4);
+        } else if (inet_pton(AF_INET6, src, &b6->sin6_addr) == 1) {
+            b6->sin6_family = AF_INET6;
+            bl = sizeof(*b6);
+        } else {
+            close(fd);
+            return -1;
+        }
+        if (bind(fd, (struct sockaddr *)&b, bl) < 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int wait_readable(int fd, uint64_t deadline)
+{
+    uint64_t now = now_ms();
+    if (now >= deadline)
+        return -1;
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    int r = poll(&p, 1, (int)(deadline - now));
+    return r > 0 ? 0 : -1;
+}
+
+ssize_t read_line(int fd, char *buf, size_t len, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    size_t n = 0;
+    while (n + 1 < len) {
+        if (wait_readable(fd, deadline) < 0)
+            return -1;
+        char ch;
+        ssize_t r = read(fd, &ch, 1);
+        if (r <= 0)
+            return -1;
+        if (ch == '\n') {
+            buf[n] = '\0';
+            return (ssize_t)n;
+        }
+        buf[n++] = ch;
+    }
+    return -1;
+}
+
+int read_exact(int fd, void *buf, size_t len, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    size_t n = 0;
+    while (n < len) {
+        if (wait_readable(fd, deadline) < 0)
+            return -1;
+        ssize_t r = read(fd, (char *)buf + n, len - n);
+        if (r <= 0)
+            return -1;
+        n += (size_t)r;
+    }
+    return 0;
+}
+
+ssize_t read_to_eof(int fd, void *buf, size_t len, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    size_t n = 0;
+    for (;;) {
+        if (wait_readable(fd, deadline) < 0)
+            return -1;
+        char scratch[4096];
+        char *dst = n < len ? (char *)buf + n : scratch;
+        size_t room = n < len ? len - n : sizeof(scratch);
+        ssize_t r = read(fd, dst, room);
+        if (r == 0)
+            return (ssize_t)(n < len ? n : len);
+        if (r < 0)
+            return errno == ECONNRESET ? (ssize_t)(n < len ? n : len) : -1;
+        n += (size_t)r;
+    }
+}
+
+int write_all(int fd, const void *buf, size_t len)
+{
+    size_t n = 0;
+    while (n < len) {
+        ssize_t w = write(fd, (const char *)buf + n, len - n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        n += (size_t)w;
+    }
+    return 0;
+}
+
+int client_pair_as_server_sees(int fd, char *buf, size_t len)
+{
+    struct sockaddr_storage l, p;
+    socklen_t ll = sizeof(l), pl = sizeof(p);
+    if (getsockname(fd, (struct sockaddr *)&l, &ll) < 0 ||
+        getpeername(fd, (struct sockaddr *)&p, &pl) < 0)
+        return -1;
+    return addr_format_pair((struct sockaddr *)&p, (struct sockaddr *)&l, buf, len);
+}
