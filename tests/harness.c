@@ -122,6 +122,11 @@ int server_stop(struct server *s, int sig, int timeout_ms, int *status)
             if (status)
                 *status = st;
             s->pid = 0;
+            /* Workers' sanitizer reports land in the same log: a stop is
+             * only clean if none of the server's processes reported. */
+            usleep(50000);
+            if (server_log_contains(s, "Sanitizer") || server_log_contains(s, "runtime error:"))
+                return -2;
             return 0;
         }
         usleep(10000);

@@ -20,8 +20,9 @@ struct server {
 /* Start handoffd with ARGS (NULL-terminated, without argv[0]); waits up to
  * 10 s for the start-up line. Returns 0, or -1 (server killed, log kept). */
 int server_start(struct server *s, const char *const *args);
-/* Send SIG and wait up to TIMEOUT_MS for exit; *status gets the wait
- * status. Returns 0 when it exited, -1 if it had to be SIGKILLed. */
+/* Send SIG (0: just wait) and wait up to TIMEOUT_MS for exit; *status gets
+ * the wait status. Returns 0 when it exited cleanly, -1 if it had to be
+ * SIGKILLed, -2 if any server process logged a sanitizer report. */
 int server_stop(struct server *s, int sig, int timeout_ms, int *status);
 /* Whether PID is alive (and not a zombie). */
 bool proc_alive(pid_t pid);
