@@ -87,6 +87,7 @@ static struct master *master_self;
 static int slot_spawn(struct master *m, struct slot *s);
 static void slot_flush(struct master *m, struct slot *s);
 static void master_listener_update(struct master *m);
+static void slot_send_cb(evutil_socket_t fd, short what, void *arg);
 
 static bool slot_alive(const struct slot *s)
 {
@@ -218,6 +219,13 @@ static void slot_flush(struct master *m, struct slot *s)
                 event_add(s->send_ev, NULL);
                 return;
             }
+            if (errno == ETOOMANYREFS) {
+                /* Too many fds in flight for this user: the channel is
+                 * writable, so waiting for EV_WRITE would spin; retry soon. */
+                struct timeval tv = { 0, 10000 };
+                event_base_once(m->base, -1, EV_TIMEOUT, slot_send_cb, s, &tv);
+                return;
+            }
             /* Worker gone or channel broken: SIGCHLD will re-place the queue. */
             log_warn("sendmsg(CTL_PASS) to worker %d: %s", s->index, strerror(errno));
             return;
@@ -325,7 +333,8 @@ static void slot_chan_cb(evutil_socket_t fd, short what, void *arg)
         int fds[CTL_MAX_FDS];
         size_t nfds = 0;
         const char *why;
-        int rc = ctl_recv(fd, &msg, fds, &nfds, &why);
+        uint32_t lost;
+        int rc = ctl_recv(fd, &msg, fds, &nfds, &why, &lost);
         if (rc == 0) {
             /* Worker exiting; SIGCHLD does the bookkeeping. */
             event_del(s->chan_ev);

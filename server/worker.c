@@ -129,7 +129,8 @@ static void worker_chan_cb(evutil_socket_t fd, short what, void *arg)
         int fds[CTL_MAX_FDS];
         size_t nfds = 0;
         const char *why;
-        int rc = ctl_recv(fd, &m, fds, &nfds, &why);
+        uint32_t lost;
+        int rc = ctl_recv(fd, &m, fds, &nfds, &why, &lost);
         if (rc == 0) {
             /* The master is gone: nobody will hand us more work. */
             log_warn("master closed the channel; draining");
@@ -141,8 +142,15 @@ static void worker_chan_cb(evutil_socket_t fd, short what, void *arg)
             if (errno == EAGAIN || errno == EINTR)
                 return;
             if (errno == EPROTO) {
-                /* fds already closed by ctl_recv; the channel itself is fine. */
-                log_err("rejected control message: %s", why);
+                /* fds already closed by ctl_recv; the channel itself is fine.
+                 * Connections we could not take are reported as refused so
+                 * the master's count stays true. */
+                log_err("rejected control message (%u connections dropped): %s", lost, why);
+                if (lost > 0) {
+                    w->closed_unreported += lost;
+                    w->refused_unreported += lost;
+                    worker_report_soon(w);
+                }
                 continue;
             }
             log_err("recvmsg: %s", strerror(errno));

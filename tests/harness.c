@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,6 +49,11 @@ bool server_log_contains(const struct server *s, const char *needle)
 
 int server_start(struct server *s, const char *const *args)
 {
+    return server_start_limited(s, args, 0);
+}
+
+int server_start_limited(struct server *s, const char *const *args, int nofile)
+{
     memset(s, 0, sizeof(*s));
     snprintf(s->log_path, sizeof(s->log_path), "/tmp/handoff-test-XXXXXX");
     int logfd = mkstemp(s->log_path);
@@ -69,6 +75,10 @@ int server_start(struct server *s, const char *const *args)
         int devnull = open("/dev/null", O_RDWR);
         dup2(devnull, STDIN_FILENO);
         dup2(devnull, STDOUT_FILENO);
+        if (nofile > 0) {
+            struct rlimit rl = { (rlim_t)nofile, (rlim_t)nofile };
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }

@@ -20,6 +20,8 @@ struct server {
 /* Start handoffd with ARGS (NULL-terminated, without argv[0]); waits up to
  * 10 s for the start-up line. Returns 0, or -1 (server killed, log kept). */
 int server_start(struct server *s, const char *const *args);
+/* As server_start, with RLIMIT_NOFILE set to NOFILE (0: unchanged). */
+int server_start_limited(struct server *s, const char *const *args, int nofile);
 /* Send SIG (0: just wait) and wait up to TIMEOUT_MS for exit; *status gets
  * the wait status. Returns 0 when it exited cleanly, -1 if it had to be
  * SIGKILLed, -2 if any server process logged a sanitizer report. */

@@ -45,7 +45,8 @@ Test(fdpass, one_fd_arrives_as_the_same_socket)
     int fds[CTL_MAX_FDS];
     size_t n;
     const char *why;
-    cr_assert_eq(ctl_recv(chan[1], &m, fds, &n, &why), 1);
+    uint32_t lost;
+    cr_assert_eq(ctl_recv(chan[1], &m, fds, &n, &why, &lost), 1);
     cr_assert_eq(m.hdr.type, CTL_PASS);
     cr_assert_eq(n, 1);
     cr_assert_eq(m.stamp[0], 42);
@@ -74,7 +75,8 @@ Test(fdpass, batch_of_fds_in_one_message)
     int fds[CTL_MAX_FDS];
     size_t n;
     const char *why;
-    cr_assert_eq(ctl_recv(chan[1], &m, fds, &n, &why), 1);
+    uint32_t lost;
+    cr_assert_eq(ctl_recv(chan[1], &m, fds, &n, &why, &lost), 1);
     cr_assert_eq(n, CTL_MAX_FDS);
     for (int i = 0; i < CTL_MAX_FDS; i++) {
         cr_assert(same_file(fds[i], send[i]), "fd %d differs", i);
@@ -122,8 +124,9 @@ static void expect_rejected(const void *buf, size_t len, size_t nfds)
     int fds[CTL_MAX_FDS];
     size_t n = 99;
     const char *why = NULL;
+    uint32_t lost;
     errno = 0;
-    cr_assert_eq(ctl_recv(chan[1], &m, fds, &n, &why), -1);
+    cr_assert_eq(ctl_recv(chan[1], &m, fds, &n, &why, &lost), -1);
     cr_assert_eq(errno, EPROTO);
     cr_assert(why != NULL);
     cr_assert_eq(n, 0);
@@ -182,7 +185,8 @@ Test(fdpass, end_of_stream_is_reported)
     int fds[CTL_MAX_FDS];
     size_t n;
     const char *why;
-    cr_assert_eq(ctl_recv(chan[1], &m, fds, &n, &why), 0);
+    uint32_t lost;
+    cr_assert_eq(ctl_recv(chan[1], &m, fds, &n, &why, &lost), 0);
     chan[0] = socket(AF_UNIX, SOCK_SEQPACKET, 0); /* keep fini's close valid */
 }
 
@@ -193,7 +197,8 @@ Test(fdpass, reports_round_trip)
     int fds[CTL_MAX_FDS];
     size_t n;
     const char *why;
-    cr_assert_eq(ctl_recv(chan[0], &m, fds, &n, &why), 1);
+    uint32_t lost;
+    cr_assert_eq(ctl_recv(chan[0], &m, fds, &n, &why, &lost), 1);
     cr_assert_eq(m.hdr.type, CTL_CLOSED);
     cr_assert_eq(m.hdr.count, 7);
     cr_assert_eq(m.hdr.aux, 2);
@@ -201,4 +206,32 @@ Test(fdpass, reports_round_trip)
     cr_assert_not_null(ctl_check(&m.hdr, sizeof(m.hdr) - 1, 0));
     struct ctl_hdr bad = { .magic = CTL_MAGIC, .type = CTL_CLOSED, .count = 1, .aux = 2 };
     cr_assert_not_null(ctl_check(&bad, sizeof(bad), 0));
+}
+
+Test(fdpass, connections_dropped_for_want_of_fds_are_counted)
+{
+    /* A valid two-connection message whose fds cannot all be installed
+     * (here: more than the receiver takes, as when it is out of fds). */
+    struct {
+        struct ctl_hdr h;
+        uint64_t stamp[2];
+    } msg = { { .magic = CTL_MAGIC, .type = CTL_PASS, .nfds = 2 }, { 1, 2 } };
+    int sp[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sp), 0);
+    int attach[FDPASS_MAX_FDS + 4];
+    for (size_t i = 0; i < FDPASS_MAX_FDS + 4; i++)
+        attach[i] = sp[0];
+    int before = fdutil_count_open();
+    raw_send(chan[0], &msg, sizeof(msg), attach, FDPASS_MAX_FDS + 4);
+    struct ctl_msg m;
+    int fds[CTL_MAX_FDS];
+    size_t n;
+    const char *why;
+    uint32_t lost = 0;
+    cr_assert_eq(ctl_recv(chan[1], &m, fds, &n, &why, &lost), -1);
+    cr_assert_eq(errno, EPROTO);
+    cr_assert_eq(lost, 2);
+    cr_assert_eq(fdutil_count_open(), before);
+    close(sp[0]);
+    close(sp[1]);
 }
