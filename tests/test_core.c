@@ -332,3 +332,43 @@ static void held_spread(const char *policy)
 
 Test(core, least_spreads_held_connections_evenly, .timeout = 60) { held_spread("least"); }
 Test(core, rr_spreads_held_connections_evenly, .timeout = 60) { held_spread("rr"); }
+
+/* Wait for slot 0's process to be replaced; returns the new pid or -1. */
+static pid_t wait_new_child(pid_t master, pid_t old, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    while (now_ms() < deadline) {
+        pid_t kids[4];
+        if (proc_children(master, kids, 4) == 1 && kids[0] != old)
+            return kids[0];
+        usleep(2000);
+    }
+    return -1;
+}
+
+Test(core, crash_loop_respawns_with_growing_back_off, .timeout = 30)
+{
+    struct server s;
+    start(&s, "echo", "1");
+    pid_t kids[4];
+    cr_assert_eq(proc_children(s.pid, kids, 4), 1);
+    pid_t cur = kids[0];
+    usleep(1100000); /* the first worker lived long enough: no back-off */
+    kill(cur, SIGKILL);
+    cur = wait_new_child(s.pid, cur, 1000);
+    cr_assert(cur > 0, "not respawned within 1 s");
+    /* Each later worker dies at once: the delays must grow. */
+    uint64_t gaps[3];
+    for (int i = 0; i < 3; i++) {
+        uint64_t t0 = now_ms();
+        kill(cur, SIGKILL);
+        cur = wait_new_child(s.pid, cur, 5000);
+        cr_assert(cur > 0);
+        gaps[i] = now_ms() - t0;
+    }
+    cr_assert(gaps[0] >= 90 && gaps[1] >= 190 && gaps[2] >= 390, "gaps %llu %llu %llu",
+              (unsigned long long)gaps[0], (unsigned long long)gaps[1],
+              (unsigned long long)gaps[2]);
+    cr_assert(server_log_contains(&s, "respawning in 400 ms"));
+    stop_ok(&s);
+}
