@@ -71,6 +71,17 @@ test: deps-test
 	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    HANDOFFD=$(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 
+# The integration suite with every server process under valgrind: memory
+# errors, definite leaks and fds left open at exit all fail the run.
+VALGRIND = valgrind --quiet --track-fds=yes --leak-check=full --errors-for-leak-kinds=definite \
+	--error-exitcode=99 --child-silent-after-fork=no
+valgrind: deps-test
+	@.ci/deps.sh valgrind
+	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/unit-tests
+	HANDOFFD=$(BUILD)/handoffd HANDOFFD_WRAPPER="$(VALGRIND)" \
+	    $(BUILD)/unit-tests --jobs 1 --timeout 300 --filter '$(VALGRIND_FILTER)'
+VALGRIND_FILTER ?= core/*
+
 install: $(BUILD)/handoffd
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/handoffd $(DESTDIR)$(PREFIX)/bin/handoffd
@@ -78,4 +89,4 @@ install: $(BUILD)/handoffd
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
 
-.PHONY: all deps deps-test run test install clean
+.PHONY: all deps deps-test run test valgrind install clean

@@ -32,6 +32,12 @@ bool proc_alive(pid_t pid);
 int proc_children(pid_t pid, pid_t *out, int max);
 /* Wait until PID has exactly N children, up to TIMEOUT_MS. */
 bool proc_wait_children(pid_t pid, int n, int timeout_ms);
+/* Whether the server runs under a checker (HANDOFFD_WRAPPER, e.g. valgrind):
+ * timing-sensitive tests skip then. */
+bool under_checker(void);
+/* Whether any server process logged a sanitizer or valgrind report, or
+ * exited with an fd other than stdio still open (valgrind --track-fds). */
+bool server_log_has_reports(const struct server *s);
 /* Whether the server log contains NEEDLE. */
 bool server_log_contains(const struct server *s, const char *needle);
 

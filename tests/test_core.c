@@ -177,6 +177,8 @@ Test(core, discard_answers_nothing, .timeout = 30)
 
 Test(core, killed_worker_is_replaced_and_service_continues, .timeout = 30)
 {
+    if (under_checker())
+        cr_skip_test("timing-sensitive; skipped under a checker");
     struct server s;
     start(&s, "whoami", "2");
     pid_t kids[8];
@@ -205,6 +207,8 @@ Test(core, killed_worker_is_replaced_and_service_continues, .timeout = 30)
 
 Test(core, sigterm_lets_open_connections_finish, .timeout = 30)
 {
+    if (under_checker())
+        cr_skip_test("timing-sensitive; skipped under a checker");
     struct server s;
     start(&s, "echo", "2");
     int fd = tcp_connect(NULL, "127.0.0.1", s.port);
@@ -225,6 +229,8 @@ Test(core, sigterm_lets_open_connections_finish, .timeout = 30)
 
 Test(core, drain_timeout_bounds_a_stuck_client, .timeout = 30)
 {
+    if (under_checker())
+        cr_skip_test("timing-sensitive; skipped under a checker");
     struct server s;
     const char *args[] = { "--listen", "0", "--workers", "1", "--protocol", "echo",
                            "--drain-timeout", "0.5", NULL };
@@ -243,6 +249,8 @@ Test(core, drain_timeout_bounds_a_stuck_client, .timeout = 30)
 
 Test(core, sigquit_stops_at_once, .timeout = 30)
 {
+    if (under_checker())
+        cr_skip_test("timing-sensitive; skipped under a checker");
     struct server s;
     start(&s, "echo", "2");
     pid_t kids[8];
@@ -348,6 +356,8 @@ static pid_t wait_new_child(pid_t master, pid_t old, int timeout_ms)
 
 Test(core, crash_loop_respawns_with_growing_back_off, .timeout = 30)
 {
+    if (under_checker())
+        cr_skip_test("timing-sensitive; skipped under a checker");
     struct server s;
     start(&s, "echo", "1");
     pid_t kids[4];
