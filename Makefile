@@ -10,11 +10,14 @@ ASAN_BUILD ?= build-asan
 
 WARN    = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CSTD    = -std=c11 -D_GNU_SOURCE
-CPPFLAGS_ALL = -Icommon -Iserver $(CPPFLAGS)
+# libsystemd (sd_notify) through pkg-config, so its flags come from Debian.
+SYSTEMD_CFLAGS := $(shell pkg-config --cflags libsystemd 2>/dev/null)
+SYSTEMD_LIBS   := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+CPPFLAGS_ALL = -Icommon -Iserver $(SYSTEMD_CFLAGS) $(CPPFLAGS)
 OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(CFLAGS)
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LIBS    = -levent_core -levent_extra -lhttp_parser
+LIBS    = -levent_core -levent_extra -lhttp_parser $(SYSTEMD_LIBS)
 
 COMMON_SRC = $(wildcard common/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))

@@ -11,7 +11,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-/* Longest version 1 header, "PROXY TCP6 <39> <39> 65535 65535\r\n". */
+/* Longest version 1 header: "PROXY UNKNOWN <39> <39> 65535 65535\r\n". */
 #define PROXY_V1_MAX 107
 /* Fixed part of a version 2 header: signature, ver/cmd, family, length. */
 #define PROXY_V2_HDR 16
