@@ -5,6 +5,9 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# The systemd unit goes where systemd looks for $(PREFIX) (/usr/local/lib/
+# systemd/system is on its search path), its ExecStart naming $(PREFIX)/bin.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD   ?= build
 ASAN_BUILD ?= build-asan
 
@@ -71,11 +74,30 @@ test: deps-test
 	    $(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests
 	HANDOFFD=$(BUILD)/handoffd $(BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    HANDOFFD=$(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 
 install: $(BUILD)/handoffd
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/handoffd $(DESTDIR)$(PREFIX)/bin/handoffd
+	sed 's#/usr/local/bin/handoffd#$(PREFIX)/bin/handoffd#' deploy/handoffd.service \
+	    > $(DESTDIR)$(UNITDIR)/handoffd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/handoffd.service
+
+# Build the container image when a Docker engine answers; without one, say
+# so and succeed, so `make docker` is safe on machines that only have the CLI.
+DOCKER ?= docker
+IMAGE  ?= handoffd:latest
+.PHONY: docker
+docker:
+	@if ! command -v $(DOCKER) >/dev/null 2>&1; then \
+	    echo "make docker: no '$(DOCKER)' command; image $(IMAGE) not built"; \
+	elif ! timeout 20 $(DOCKER) info >/dev/null 2>&1; then \
+	    echo "make docker: no Docker engine available ('$(DOCKER) info' failed); image $(IMAGE) not built"; \
+	else \
+	    echo "$(DOCKER) build -f docker/Dockerfile -t $(IMAGE) ."; \
+	    $(DOCKER) build -f docker/Dockerfile -t $(IMAGE) .; \
+	fi
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -12,6 +12,11 @@ case "$purpose" in
     bench) pkgs="$pkgs libcriterion-dev wrk gnuplot-nox nginx-light" ;;
     *) echo "deps.sh: unknown purpose '$purpose' (build, test, bench)" >&2; exit 2 ;;
 esac
+# tests/test_deploy.c: haproxy for the loopback balancer test; docker-compose,
+# python3-yaml and systemd (systemd-analyze) to validate the deployment files.
+case "$purpose" in
+    test) pkgs="$pkgs haproxy docker-compose python3-yaml systemd" ;;
+esac
 
 missing=""
 for p in $pkgs; do
