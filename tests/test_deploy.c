@@ -97,17 +97,29 @@ static bool exited(int st, int code)
     return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == code;
 }
 
-static void make_tmpdir(char *dir, size_t len, const char *what)
-{
-    snprintf(dir, len, "/tmp/handoff-%s-XXXXXX", what);
-    cr_assert(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
-}
-
 static void remove_tree(const char *dir)
 {
     char out[256];
     const char *rm[] = { "rm", "-rf", dir, NULL };
     run(rm, NULL, out, sizeof(out), 10000);
+}
+
+/* The test's scratch directory; each test runs in its own process, and its
+ * .fini hook removes the directory even after a failed assertion. */
+static char tmp_dir[64];
+
+static const char *make_tmpdir(const char *what)
+{
+    snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/handoff-%s-XXXXXX", what);
+    cr_assert(mkdtemp(tmp_dir) != NULL, "mkdtemp: %s", strerror(errno));
+    return tmp_dir;
+}
+
+static void tmp_cleanup(void)
+{
+    if (tmp_dir[0] != '\0')
+        remove_tree(tmp_dir);
+    tmp_dir[0] = '\0';
 }
 
 static const char *handoffd_bin(void)
@@ -177,10 +189,11 @@ static void expect_notify(int fd, const char *state, pid_t master)
                  (int)master);
 }
 
-Test(notify, ready_reloading_and_stopping_reach_the_notify_socket, .timeout = 30)
+Test(notify, ready_reloading_and_stopping_reach_the_notify_socket, .timeout = 30,
+     .fini = tmp_cleanup)
 {
-    char dir[64], path[96];
-    make_tmpdir(dir, sizeof(dir), "notify");
+    char path[96];
+    const char *dir = make_tmpdir("notify");
     snprintf(path, sizeof(path), "%s/notify", dir);
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     cr_assert(fd >= 0);
@@ -215,15 +228,15 @@ Test(notify, ready_reloading_and_stopping_reach_the_notify_socket, .timeout = 30
     pid_t from;
     cr_assert(notify_recv(fd, msg, sizeof(msg), &from, 200) < 0, "unexpected '%s'", msg);
     close(fd);
-    remove_tree(dir);
 }
 
 /* ---- make install / make docker ------------------------------------------------- */
 
-Test(deploy, make_install_honours_destdir_and_the_binary_runs, .timeout = 120)
+Test(deploy, make_install_honours_destdir_and_the_binary_runs, .timeout = 120,
+     .fini = tmp_cleanup)
 {
-    char dir[64], out[16384], path[256];
-    make_tmpdir(dir, sizeof(dir), "install");
+    char out[16384], path[256];
+    const char *dir = make_tmpdir("install");
     char destdir[128];
     snprintf(destdir, sizeof(destdir), "DESTDIR=%s", dir);
     const char *mk[] = { "make", "-s", "install", destdir, "PREFIX=/opt/handoff", NULL };
@@ -244,13 +257,12 @@ Test(deploy, make_install_honours_destdir_and_the_binary_runs, .timeout = 120)
     fclose(f);
     cr_assert(strstr(out, "\nExecStart=/opt/handoff/bin/handoffd ") != NULL,
               "unit's ExecStart does not follow PREFIX");
-    remove_tree(dir);
 }
 
-Test(deploy, systemd_unit_verifies, .timeout = 120)
+Test(deploy, systemd_unit_verifies, .timeout = 120, .fini = tmp_cleanup)
 {
-    char dir[64], out[16384], unit[256], prefix[128];
-    make_tmpdir(dir, sizeof(dir), "unit");
+    char out[16384], unit[256], prefix[128];
+    const char *dir = make_tmpdir("unit");
     /* Installed with PREFIX (no DESTDIR) so ExecStart names a real file,
      * which systemd-analyze insists on. */
     snprintf(prefix, sizeof(prefix), "PREFIX=%s", dir);
@@ -260,11 +272,9 @@ Test(deploy, systemd_unit_verifies, .timeout = 120)
     snprintf(unit, sizeof(unit), "%s/lib/systemd/system/handoffd.service", dir);
     const char *verify[] = { "systemd-analyze", "verify", "--man=no", unit, NULL };
     st = run(verify, NULL, out, sizeof(out), 30000);
-    if (exited(st, 127)) {
-        remove_tree(dir);
+    if (exited(st, 127))
         cr_skip_test("systemd-analyze cannot run here (Debian package systemd): "
                      "deploy/handoffd.service NOT verified");
-    }
     /* verify exits 0 on unknown values ("...ignoring"), so output counts too. */
     cr_assert(exited(st, 0) && out[0] == '\0', "systemd-analyze verify (%d):\n%s", st, out);
 
@@ -277,7 +287,6 @@ Test(deploy, systemd_unit_verifies, .timeout = 120)
     const char *verify_bad[] = { "systemd-analyze", "verify", "--man=no", bad, NULL };
     run(verify_bad, NULL, out, sizeof(out), 30000);
     cr_assert(strstr(out, "notfy") != NULL, "broken unit passed: %s", out);
-    remove_tree(dir);
 }
 
 Test(deploy, make_docker_without_an_engine_says_so, .timeout = 60)
@@ -292,7 +301,7 @@ Test(deploy, make_docker_without_an_engine_says_so, .timeout = 60)
 
 /* ---- compose, Dockerfile, Kubernetes -------------------------------------------- */
 
-Test(deploy, compose_file_is_valid, .timeout = 60)
+Test(deploy, compose_file_is_valid, .timeout = 60, .fini = tmp_cleanup)
 {
     char out[8192];
     const char *cfg[] = { "docker-compose", "-f", "docker/compose.yaml", "config", "-q", NULL };
@@ -300,8 +309,8 @@ Test(deploy, compose_file_is_valid, .timeout = 60)
     cr_assert(!exited(st, 127), "docker-compose missing (Debian package docker-compose)");
     cr_assert(exited(st, 0) && out[0] == '\0', "docker-compose config (%d):\n%s", st, out);
 
-    char dir[64], cmd[512];
-    make_tmpdir(dir, sizeof(dir), "compose");
+    char cmd[512];
+    const char *dir = make_tmpdir("compose");
     snprintf(cmd, sizeof(cmd),
              "sed 's/^  stop_grace_period:/  stop_grace_perod:/' docker/compose.yaml > '%s/c.yaml'",
              dir);
@@ -312,10 +321,10 @@ Test(deploy, compose_file_is_valid, .timeout = 60)
     st = run(bad, NULL, out, sizeof(out), 50000);
     cr_assert(!exited(st, 0) && strstr(out, "stop_grace_perod") != NULL,
               "broken compose file passed: %s", out);
-    remove_tree(dir);
 }
 
-Test(deploy, dockerfile_compose_haproxy_and_k8s_pass_static_checks, .timeout = 60)
+Test(deploy, dockerfile_compose_haproxy_and_k8s_pass_static_checks, .timeout = 60,
+     .fini = tmp_cleanup)
 {
     char out[16384];
     const char *chk[] = { "/usr/bin/python3", "docker/check_deploy.py", "--binary",
@@ -325,8 +334,8 @@ Test(deploy, dockerfile_compose_haproxy_and_k8s_pass_static_checks, .timeout = 6
     cr_assert(strstr(out, ", 0 did not") != NULL, "%s", out);
 
     /* A copy with one replica and a root user must fail on exactly those. */
-    char dir[64], cmd[1024];
-    make_tmpdir(dir, sizeof(dir), "manifests");
+    char cmd[1024];
+    const char *dir = make_tmpdir("manifests");
     snprintf(cmd, sizeof(cmd),
              "cp -r docker '%s/' && sed -i 's/^  replicas: 3$/  replicas: 1/' "
              "'%s/docker/k8s/deployment.yaml' && sed -i 's/^USER 10001:10001$/USER root/' "
@@ -338,7 +347,6 @@ Test(deploy, dockerfile_compose_haproxy_and_k8s_pass_static_checks, .timeout = 6
     cr_assert(exited(st, 1), "broken copy passed (%d): %s", st, out);
     cr_assert(strstr(out, "replicas is not 3") != NULL, "%s", out);
     cr_assert(strstr(out, "non-root USER") != NULL, "%s", out);
-    remove_tree(dir);
 }
 
 /* ---- the compose topology on loopback ------------------------------------------- */
@@ -346,7 +354,6 @@ Test(deploy, dockerfile_compose_haproxy_and_k8s_pass_static_checks, .timeout = 6
 /* What the test started, for the fini hook to stop even after a failure. */
 static struct server lb_servers[3];
 static pid_t lb_haproxy;
-static char lb_dir[64];
 
 static void lb_cleanup(void)
 {
@@ -358,8 +365,7 @@ static void lb_cleanup(void)
     for (int i = 0; i < 3; i++)
         if (lb_servers[i].pid > 0)
             server_stop(&lb_servers[i], SIGKILL, 2000, NULL);
-    if (lb_dir[0] != '\0')
-        remove_tree(lb_dir);
+    tmp_cleanup();
 }
 
 static int free_port(void)
@@ -478,10 +484,10 @@ Test(balancer, haproxy_spreads_load_keeps_client_address_and_drops_a_dead_instan
     for (int i = 0; i < 3; i++)
         cr_assert(proc_wait_children(lb_servers[i].pid, 1, 5000));
 
-    make_tmpdir(lb_dir, sizeof(lb_dir), "haproxy");
+    const char *dir = make_tmpdir("haproxy");
     char sock[96], logp[128];
-    snprintf(sock, sizeof(sock), "%s/stats.sock", lb_dir);
-    snprintf(logp, sizeof(logp), "%s/haproxy.log", lb_dir);
+    snprintf(sock, sizeof(sock), "%s/stats.sock", dir);
+    snprintf(logp, sizeof(logp), "%s/haproxy.log", dir);
     int hport = free_port();
     static char env[9][160];
     snprintf(env[0], sizeof(env[0]), "HANDOFF_FRONTEND=127.0.0.1:%d", hport);
