@@ -114,7 +114,12 @@ static void conn_proxy_read(struct conn *c)
     }
     evbuffer_drain(in, h.len);
     c->proxy_wait = false;
-    conn_timer_set(c, 0);
+    /* The header's deadline is over; freed rather than kept idle, since a
+     * protocol that wants a timer creates its own on first use. */
+    if (c->timer != NULL) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
     if (p->open != NULL && !conn_apply(c, p->open(c)))
         return;
     if (!c->closing && !c->read_paused && evbuffer_get_length(in) > 0)
