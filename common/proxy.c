@@ -217,8 +217,10 @@ static enum proxy_rc v2_parse(const unsigned char *b, size_t len, struct proxy_h
         if (blen < need)
             return fail(why, "v2: length too short for the address family");
     }
-    if (len < PROXY_V2_HDR + blen)
+    if (len < PROXY_V2_HDR + blen) {
+        out->len = PROXY_V2_HDR + blen; /* the caller may wait for all of it */
         return PROXY_MORE;
+    }
     const unsigned char *body = b + PROXY_V2_HDR;
     memset(out, 0, sizeof(*out));
     out->version = 2;
@@ -251,6 +253,7 @@ enum proxy_rc proxy_parse(const void *buf, size_t len, struct proxy_hdr *out, co
 {
     const unsigned char *b = buf;
     *why = NULL;
+    out->len = 0;
     if (len == 0)
         return PROXY_MORE;
     if (b[0] == 'P')

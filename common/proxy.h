@@ -41,7 +41,9 @@ enum proxy_rc {
 
 /* A parsed header. */
 struct proxy_hdr {
-    size_t len;              /* bytes the header took; the stream follows */
+    size_t len;              /* PROXY_DONE: bytes the header took, the stream
+                                follows; PROXY_MORE: the header's whole length
+                                once known (v2 after 16 bytes), else 0 */
     int version;             /* 1 or 2 */
     bool local;              /* v1 UNKNOWN, v2 LOCAL or v2 UNSPEC: no addresses,
                                 the connection's own endpoints stand */
@@ -49,9 +51,9 @@ struct proxy_hdr {
 };
 
 /* Parse the start of a stream, BUF[0..LEN). On PROXY_DONE *out is filled;
- * on PROXY_ERROR *why names the fault (a static string). A header is
- * recognised from its first byte, so garbage fails at once rather than
- * after a timeout. */
+ * on PROXY_MORE only out->len; on PROXY_ERROR *why names the fault (a
+ * static string). A header is recognised from its first byte, so garbage
+ * fails at once rather than after a timeout. */
 enum proxy_rc proxy_parse(const void *buf, size_t len, struct proxy_hdr *out, const char **why);
 
 #endif

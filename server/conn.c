@@ -88,13 +88,20 @@ static void conn_proxy_read(struct conn *c)
 {
     const struct proto *p = c->w->cfg->proto;
     struct evbuffer *in = conn_input(c);
-    size_t n = evbuffer_get_length(in);
-    if (n > PROXY_MAX)
-        n = PROXY_MAX;
+    size_t avail = evbuffer_get_length(in);
+    /* At most a v1 line's worth first; a longer v2 header is made contiguous
+     * only once all of it is here, so a peer trickling bytes cannot make us
+     * copy the same bytes again and again. */
+    size_t n = avail < PROXY_V1_MAX ? avail : PROXY_V1_MAX;
     const unsigned char *b = evbuffer_pullup(in, (ev_ssize_t)n);
     struct proxy_hdr h;
     const char *why = "out of memory";
     enum proxy_rc rc = b != NULL ? proxy_parse(b, n, &h, &why) : PROXY_ERROR;
+    if (rc == PROXY_MORE && h.len > n && avail >= h.len) {
+        n = h.len;
+        b = evbuffer_pullup(in, (ev_ssize_t)n);
+        rc = b != NULL ? proxy_parse(b, n, &h, &why) : PROXY_ERROR;
+    }
     if (rc == PROXY_MORE)
         return;
     if (rc == PROXY_DONE && !h.local) {

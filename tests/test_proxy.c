@@ -240,6 +240,12 @@ Test(proxy_parse, v2_tcp4_with_tlvs)
     size_t n = v2(hdr, 0x21, 0x11, body, bl, bl);
     expect_valid(hdr, n, &h);
     cr_assert_eq(h.version, 2);
+    /* Short of the whole header, the length it will need is known. */
+    const char *why;
+    cr_assert_eq(parse(hdr, 16, &h, &why), PROXY_MORE);
+    cr_assert_eq(h.len, n);
+    cr_assert_eq(parse(hdr, 15, &h, &why), PROXY_MORE);
+    cr_assert_eq(h.len, 0);
     cr_assert(!h.local);
     pair_str(&h, pair, sizeof(pair));
     cr_assert_str_eq(pair, "{203.0.113.5:8080, 192.0.2.10:50001}");
@@ -440,6 +446,25 @@ Test(proxy_server, bytes_after_the_header_reach_the_protocol, .timeout = 30)
     cr_assert(write_all(fd, "again\n", 6) == 0);
     cr_assert(read_line(fd, got, sizeof(got), 5000) > 0);
     cr_assert_str_eq(got, "again");
+    close(fd);
+
+    /* A v2 header with 3000 bytes of TLVs, in pieces, the request glued to
+     * the last piece. */
+    static unsigned char big[16 + 12 + 3 + 3000 + 6];
+    size_t tl = 3000;
+    inet_body(big + 16, "192.0.2.1", "192.0.2.2", 1000, 2000, "", 0);
+    big[28] = 0x04, big[29] = (unsigned char)(tl >> 8), big[30] = (unsigned char)tl;
+    size_t hlen = v2(big, 0x21, 0x11, NULL, 0, 12 + 3 + tl) + 12 + 3 + tl;
+    memcpy(big + hlen, "hello\n", 6);
+    fd = tcp_connect("127.0.0.1", "127.0.0.1", s.port);
+    cr_assert(fd >= 0);
+    static const size_t cuts[] = { 10, 200, 1500, sizeof(big) };
+    for (size_t i = 0, at = 0; i < 4; at = cuts[i++]) {
+        cr_assert(write_all(fd, big + at, cuts[i] - at) == 0);
+        usleep(30000);
+    }
+    cr_assert(read_line(fd, got, sizeof(got), 5000) > 0);
+    cr_assert_str_eq(got, "hello");
     close(fd);
     stop(&s);
 }
