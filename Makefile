@@ -5,16 +5,22 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# The systemd unit goes where systemd looks for $(PREFIX) (/usr/local/lib/
+# systemd/system is on its search path), its ExecStart naming $(PREFIX)/bin.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD   ?= build
 ASAN_BUILD ?= build-asan
 
 WARN    = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CSTD    = -std=c11 -D_GNU_SOURCE
-CPPFLAGS_ALL = -Icommon -Iserver $(CPPFLAGS)
+# libsystemd (sd_notify) through pkg-config, so its flags come from Debian.
+SYSTEMD_CFLAGS := $(shell pkg-config --cflags libsystemd 2>/dev/null)
+SYSTEMD_LIBS   := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+CPPFLAGS_ALL = -Icommon -Iserver $(SYSTEMD_CFLAGS) $(CPPFLAGS)
 OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(CFLAGS)
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LIBS    = -levent_core -levent_extra -lhttp_parser
+LIBS    = -levent_core -levent_extra -lhttp_parser $(SYSTEMD_LIBS)
 
 COMMON_SRC = $(wildcard common/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))
@@ -83,8 +89,26 @@ valgrind: deps-test
 VALGRIND_FILTER ?= core/*
 
 install: $(BUILD)/handoffd
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/handoffd $(DESTDIR)$(PREFIX)/bin/handoffd
+	sed 's#/usr/local/bin/handoffd#$(PREFIX)/bin/handoffd#' deploy/handoffd.service \
+	    > $(DESTDIR)$(UNITDIR)/handoffd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/handoffd.service
+
+# Build the container image when a Docker engine answers; without one, say
+# so and succeed, so `make docker` is safe on machines that only have the CLI.
+DOCKER ?= docker
+IMAGE  ?= handoffd:latest
+.PHONY: docker
+docker:
+	@if ! command -v $(DOCKER) >/dev/null 2>&1; then \
+	    echo "make docker: no '$(DOCKER)' command; image $(IMAGE) not built"; \
+	elif ! timeout 20 $(DOCKER) info >/dev/null 2>&1; then \
+	    echo "make docker: no Docker engine available ('$(DOCKER) info' failed); image $(IMAGE) not built"; \
+	else \
+	    echo "$(DOCKER) build -f docker/Dockerfile -t $(IMAGE) ."; \
+	    $(DOCKER) build -f docker/Dockerfile -t $(IMAGE) .; \
+	fi
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -5,13 +5,18 @@
 set -eu
 
 purpose=${1:-build}
-pkgs="gcc make pkg-config libc6-dev libevent-dev libhttp-parser-dev"
+pkgs="gcc make pkg-config libc6-dev libevent-dev libhttp-parser-dev libsystemd-dev"
 case "$purpose" in
     build) ;;
     test)  pkgs="$pkgs libcriterion-dev" ;;
     valgrind) pkgs="$pkgs libcriterion-dev valgrind" ;;
     bench) pkgs="$pkgs libcriterion-dev wrk gnuplot-nox nginx-light" ;;
     *) echo "deps.sh: unknown purpose '$purpose' (build, test, valgrind, bench)" >&2; exit 2 ;;
+esac
+# tests/test_deploy.c: haproxy for the loopback balancer test; docker-compose,
+# python3-yaml and systemd (systemd-analyze) to validate the deployment files.
+case "$purpose" in
+    test) pkgs="$pkgs haproxy docker-compose python3-yaml systemd" ;;
 esac
 
 missing=""

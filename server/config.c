@@ -51,6 +51,9 @@ static void usage(FILE *out)
 "  --accept-pause-ms N      listener pause after EMFILE/ENFILE (default 100)\n"
 "  --log-file FILE          log here instead of stderr\n"
 "  --log-level LEVEL        error, warn, info, debug (default info)\n"
+"  --proxy-protocol         every connection starts with a PROXY v1/v2 header (from a\n"
+"                           balancer); its addresses replace the socket's\n"
+"  --proxy-timeout SECONDS  time a connection gets to send that header (default 5)\n"
 "  --help, --version\n",
             proto_names(), FD_RESERVE, 64);
 }
@@ -96,7 +99,7 @@ enum {
     OPT_LISTEN = 256, OPT_BACKLOG, OPT_WORKERS, OPT_MODEL, OPT_DISPATCH, OPT_PROTOCOL,
     OPT_DRAIN, OPT_MAX_CONNS, OPT_MAX_CHILDREN, OPT_MAX_BATCH, OPT_MAX_QUEUED,
     OPT_MAX_OUTPUT, OPT_UNP_MAX, OPT_ACCEPT_PAUSE, OPT_LOG_FILE, OPT_LOG_LEVEL,
-    OPT_HELP, OPT_VERSION,
+    OPT_HELP, OPT_VERSION, OPT_PROXY, OPT_PROXY_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -116,6 +119,8 @@ static const struct option long_opts[] = {
     { "accept-pause-ms", required_argument, NULL, OPT_ACCEPT_PAUSE },
     { "log-file", required_argument, NULL, OPT_LOG_FILE },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+    { "proxy-protocol", no_argument, NULL, OPT_PROXY },
+    { "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
     { NULL, 0, NULL, 0 },
@@ -140,6 +145,7 @@ static void config_defaults(struct config *cfg)
     cfg->unp_max_bytes = 1ull << 30;
     cfg->accept_pause_ms = 100;
     cfg->log_level = LOG_INFO;
+    cfg->proxy_timeout = 5;
 }
 
 enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
@@ -262,6 +268,18 @@ enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err
             cfg->log_level = i;
             break;
         }
+        case OPT_PROXY:
+            cfg->proxy_protocol = true;
+            break;
+        case OPT_PROXY_TIMEOUT:
+            if (parse_seconds("proxy-timeout", optarg, 3600, &cfg->proxy_timeout, err,
+                              errlen) < 0)
+                return CONFIG_ERROR;
+            if (cfg->proxy_timeout < 0.001) {
+                snprintf(err, errlen, "--proxy-timeout: must be at least 0.001 seconds");
+                return CONFIG_ERROR;
+            }
+            break;
         case OPT_HELP:
             usage(stdout);
             return CONFIG_EXIT_OK;

@@ -38,6 +38,8 @@ struct config {
     int accept_pause_ms;          /* --accept-pause-ms: pause after EMFILE/ENFILE */
     char log_file[4096];          /* --log-file; empty = stderr */
     int log_level;                /* --log-level */
+    bool proxy_protocol;          /* --proxy-protocol: expect a PROXY v1/v2 header */
+    double proxy_timeout;         /* --proxy-timeout: seconds to receive that header */
 };
 
 enum config_rc { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = 2 };

@@ -16,6 +16,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "proxy.h"
 #include "worker.h"
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -31,10 +32,17 @@ bool conn_output_full(struct conn *c)
     return evbuffer_get_length(conn_output(c)) >= c->w->cfg->max_output;
 }
 
+int conn_format_pair(struct conn *c, char *buf, size_t len)
+{
+    if (c->proxied != NULL)
+        return addr_format_pair(&c->proxied->dst.sa, &c->proxied->src.sa, buf, len);
+    return addr_format_fd_pair(c->fd, buf, len);
+}
+
 int conn_whoami(struct conn *c, char *buf, size_t len)
 {
     char pair[ADDR_PAIRLEN];
-    if (addr_format_fd_pair(c->fd, pair, sizeof(pair)) < 0)
+    if (conn_format_pair(c, pair, sizeof(pair)) < 0)
         return -1;
     int n = snprintf(buf, len, "%s worker=%d pid=%d", pair, c->w->slot, (int)getpid());
     return (n < 0 || (size_t)n >= len) ? -1 : n;
@@ -74,10 +82,65 @@ static bool conn_apply(struct conn *c, enum proto_rc rc)
     return true;
 }
 
+/* --proxy-protocol: take the header off the front of the input, keep its
+ * addresses, then start the protocol as if the connection had just come. */
+static void conn_proxy_read(struct conn *c)
+{
+    const struct proto *p = c->w->cfg->proto;
+    struct evbuffer *in = conn_input(c);
+    size_t avail = evbuffer_get_length(in);
+    /* At most a v1 line's worth first; a longer v2 header is made contiguous
+     * only once all of it is here, so a peer trickling bytes cannot make us
+     * copy the same bytes again and again. */
+    size_t n = avail < PROXY_V1_MAX ? avail : PROXY_V1_MAX;
+    const unsigned char *b = evbuffer_pullup(in, (ev_ssize_t)n);
+    struct proxy_hdr h;
+    const char *why = "out of memory";
+    enum proxy_rc rc = b != NULL ? proxy_parse(b, n, &h, &why) : PROXY_ERROR;
+    if (rc == PROXY_MORE && h.len > n && avail >= h.len) {
+        n = h.len;
+        b = evbuffer_pullup(in, (ev_ssize_t)n);
+        rc = b != NULL ? proxy_parse(b, n, &h, &why) : PROXY_ERROR;
+    }
+    if (rc == PROXY_MORE)
+        return;
+    if (rc == PROXY_DONE && !h.local) {
+        /* Only proxied connections pay for the addresses. */
+        c->proxied = malloc(sizeof(*c->proxied));
+        if (c->proxied == NULL) {
+            rc = PROXY_ERROR;
+            why = "out of memory";
+        } else {
+            *c->proxied = h.pair;
+        }
+    }
+    if (rc == PROXY_ERROR) {
+        log_debug("PROXY header refused: %s", why);
+        conn_free(c);
+        return;
+    }
+    evbuffer_drain(in, h.len);
+    c->proxy_wait = false;
+    /* The header's deadline is over; freed rather than kept idle, since a
+     * protocol that wants a timer creates its own on first use. */
+    if (c->timer != NULL) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
+    if (p->open != NULL && !conn_apply(c, p->open(c)))
+        return;
+    if (!c->closing && !c->read_paused && evbuffer_get_length(in) > 0)
+        conn_apply(c, p->read(c));
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     (void)bev;
+    if (c->proxy_wait) {
+        conn_proxy_read(c);
+        return;
+    }
     if (c->closing) {
         /* Input after we decided to close is not going to be answered. */
         evbuffer_drain(conn_input(c), evbuffer_get_length(conn_input(c)));
@@ -92,6 +155,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     const struct proto *p = c->w->cfg->proto;
     enum proto_rc rc = PROTO_OK;
+    if (c->proxy_wait)
+        return; /* nothing written yet; the protocol is not open */
     if (!c->closing && p->write != NULL)
         rc = p->write(c);
     if (!conn_apply(c, rc))
@@ -126,6 +191,11 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     const struct proto *p = c->w->cfg->proto;
+    if (c->proxy_wait) {
+        log_debug("no PROXY header within %g s", c->w->cfg->proxy_timeout);
+        conn_free(c);
+        return;
+    }
     conn_apply(c, p->timeout != NULL ? p->timeout(c) : PROTO_ABORT);
 }
 
@@ -174,6 +244,17 @@ struct conn *conn_open(struct worker *w, int fd, uint64_t accepted_ns)
         conn_free(c);
         return NULL;
     }
+    if (w->cfg->proxy_protocol) {
+        /* The protocol opens once the header is in (conn_proxy_read); the
+         * timer is the header's deadline. */
+        c->proxy_wait = true;
+        if (conn_timer_set(c, (unsigned)(w->cfg->proxy_timeout * 1000 + 0.5)) < 0) {
+            log_err("evtimer_new failed");
+            conn_free(c);
+            return NULL;
+        }
+        return c;
+    }
     if (p->open != NULL && !conn_apply(c, p->open(c)))
         return NULL;
     return c;
@@ -182,6 +263,10 @@ struct conn *conn_open(struct worker *w, int fd, uint64_t accepted_ns)
 void conn_drain(struct conn *c)
 {
     const struct proto *p = c->w->cfg->proto;
+    if (c->proxy_wait) {
+        conn_free(c); /* no request started: closing loses nothing */
+        return;
+    }
     if (c->closing || p->drain == NULL)
         return;
     conn_apply(c, p->drain(c));
@@ -190,7 +275,7 @@ void conn_drain(struct conn *c)
 void conn_free(struct conn *c)
 {
     const struct proto *p = c->w->cfg->proto;
-    if (p->close != NULL)
+    if (p->close != NULL && !c->proxy_wait)
         p->close(c);
     if (c->timer != NULL) {
         event_free(c->timer);
@@ -199,5 +284,6 @@ void conn_free(struct conn *c)
     bufferevent_free(c->bev); /* closes the socket */
     c->bev = NULL;
     worker_conn_removed(c->w, c);
+    free(c->proxied);
     free(c);
 }

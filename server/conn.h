@@ -12,6 +12,7 @@
 
 struct worker;
 struct evbuffer;
+struct proxy_pair;
 
 struct conn {
     struct conn *prev, *next;  /* the worker's list of live connections */
@@ -19,9 +20,13 @@ struct conn {
     struct bufferevent *bev;   /* owns the socket (BEV_OPT_CLOSE_ON_FREE) */
     struct event *timer;       /* protocol timer, created on first use */
     uint64_t accepted_ns;      /* master's accept time (CLOCK_MONOTONIC) */
+    struct proxy_pair *proxied;/* {DST, SRC} from a PROXY header, owned here;
+                                  NULL: the socket's own pair (no allocation) */
     int fd;                    /* the socket, for addresses; closed by bev */
     bool closing;              /* flushing output, then closing */
     bool read_paused;          /* output above the high watermark */
+    bool proxy_wait;           /* --proxy-protocol: header not in yet, so the
+                                  protocol has not been opened */
     _Alignas(16) unsigned char state[]; /* proto->state_size bytes */
 };
 
@@ -38,6 +43,10 @@ struct evbuffer *conn_output(struct conn *c);
 static inline void *conn_state(struct conn *c) { return c->state; }
 /* Worker slot and pid for whoami lines. */
 int conn_worker_slot(const struct conn *c);
+/* "{LOCAL, PEER}": the PROXY header's {DST, SRC} when there was one, else
+ * the socket's. What every report of a client's address should print.
+ * Returns the length or -1. */
+int conn_format_pair(struct conn *c, char *buf, size_t len);
 /* "{LOCAL, PEER} worker=K pid=PID" without a newline; returns length or -1. */
 int conn_whoami(struct conn *c, char *buf, size_t len);
 /* Arm the protocol timer MS milliseconds from now (0 disarms). */

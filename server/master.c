@@ -32,6 +32,7 @@
 #include "child.h"
 #include "log.h"
 #include "net.h"
+#include "notify.h"
 #include "proto.h"
 #include "worker.h"
 
@@ -319,6 +320,7 @@ static void master_announce(struct master *m)
     fprintf(stderr, "handoffd: listening %s model=%s workers=%d protocol=%s pid=%d\n", where,
             config_model_name(m->cfg->model), m->nslots, m->cfg->proto->name, (int)getpid());
     fflush(stderr);
+    notify_ready();
     m->announced = true;
     master_listener_update(m);
 }
@@ -495,6 +497,7 @@ static void master_stop(struct master *m)
     if (m->stopping)
         return;
     m->stopping = true;
+    notify_stopping();
     log_info("stopping: no new connections, draining workers (up to %g s)",
              m->cfg->drain_timeout);
     if (m->lev != NULL) {
@@ -531,7 +534,13 @@ static void master_signal_cb(evutil_socket_t sig, short what, void *arg)
     case SIGINT:
         master_stop(m);
         break;
+    case SIGHUP:
+        notify_reloading();
+        /* The reload runs here; READY=1 goes when it has finished. */
+        notify_ready();
+        break;
     case SIGQUIT:
+        notify_stopping();
         log_info("SIGQUIT: stopping now");
         m->stopping = true;
         master_kill_all(m, SIGKILL);

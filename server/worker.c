@@ -120,6 +120,22 @@ static void worker_drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(w->base, NULL);
 }
 
+/* A worker out of fds rejects every message until it recovers: say so once
+ * a second with a count, not once per message. */
+static void worker_log_rejected(struct worker *w, uint32_t lost, const char *why)
+{
+    uint64_t now = ctl_now_ns();
+    w->rejected_msgs++;
+    w->rejected_conns += lost;
+    if (now - w->rejected_logged_ns < 1000000000ull && w->rejected_logged_ns != 0)
+        return;
+    log_err("rejected %llu control messages (%llu connections dropped), last: %s",
+            (unsigned long long)w->rejected_msgs, (unsigned long long)w->rejected_conns, why);
+    w->rejected_logged_ns = now;
+    w->rejected_msgs = 0;
+    w->rejected_conns = 0;
+}
+
 static void worker_chan_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -145,7 +161,7 @@ static void worker_chan_cb(evutil_socket_t fd, short what, void *arg)
                 /* fds already closed by ctl_recv; the channel itself is fine.
                  * Connections we could not take are reported as refused so
                  * the master's count stays true. */
-                log_err("rejected control message (%u connections dropped): %s", lost, why);
+                worker_log_rejected(w, lost, why);
                 if (lost > 0) {
                     w->closed_unreported += lost;
                     w->refused_unreported += lost;
