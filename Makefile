@@ -10,7 +10,7 @@ ASAN_BUILD ?= build-asan
 
 WARN    = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CSTD    = -std=c11 -D_GNU_SOURCE
-CPPFLAGS_ALL = -Icommon -Iserver $(CPPFLAGS)
+CPPFLAGS_ALL = -Icommon -Iserver -Ibench $(CPPFLAGS)
 OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(CFLAGS)
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -19,11 +19,15 @@ LIBS    = -levent_core -levent_extra -lhttp_parser
 COMMON_SRC = $(wildcard common/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))
 BENCH_SRC  = $(wildcard bench/*.c)
+# bench modules without main, for handoff-bench and the unit tests; bench
+# links only the common/ modules it uses, never server objects.
+BENCH_LIB_SRC = $(filter-out bench/main.c,$(BENCH_SRC))
+BENCH_COMMON_SRC = common/addr.c common/fdutil.c common/log.c common/net.c
 TEST_SRC   = $(wildcard tests/*.c)
 
 objs = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
-all: $(BUILD)/handoffd
+all: $(BUILD)/handoffd $(BUILD)/handoff-bench
 
 # ---- normal build ---------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
@@ -33,7 +37,10 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/handoffd: $(call objs,$(BUILD),server/main.c $(SERVER_SRC) $(COMMON_SRC))
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(LDFLAGS)
 
-$(BUILD)/unit-tests: $(call objs,$(BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC))
+$(BUILD)/handoff-bench: $(call objs,$(BUILD),bench/main.c $(BENCH_LIB_SRC) $(BENCH_COMMON_SRC))
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(LDFLAGS)
+
+$(BUILD)/unit-tests: $(call objs,$(BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC) $(BENCH_LIB_SRC))
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
 
 # ---- sanitizer build ------------------------------------------------------
@@ -44,7 +51,10 @@ $(ASAN_BUILD)/obj/%.o: %.c
 $(ASAN_BUILD)/handoffd: $(call objs,$(ASAN_BUILD),server/main.c $(SERVER_SRC) $(COMMON_SRC))
 	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(LDFLAGS)
 
-$(ASAN_BUILD)/unit-tests: $(call objs,$(ASAN_BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC))
+$(ASAN_BUILD)/handoff-bench: $(call objs,$(ASAN_BUILD),bench/main.c $(BENCH_LIB_SRC) $(BENCH_COMMON_SRC))
+	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(LDFLAGS)
+
+$(ASAN_BUILD)/unit-tests: $(call objs,$(ASAN_BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC) $(BENCH_LIB_SRC))
 	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
 
 -include $(shell find $(BUILD) $(ASAN_BUILD) -name '*.d' 2>/dev/null)
@@ -64,15 +74,18 @@ TEST_JOBS ?= 2
 # Criterion runs each test in its own process; integration tests start the
 # real binary named by HANDOFFD.
 test: deps-test
-	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/unit-tests \
-	    $(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests
-	HANDOFFD=$(BUILD)/handoffd $(BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
+	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/handoff-bench $(BUILD)/unit-tests \
+	    $(ASAN_BUILD)/handoffd $(ASAN_BUILD)/handoff-bench $(ASAN_BUILD)/unit-tests
+	HANDOFFD=$(BUILD)/handoffd HANDOFF_BENCH=$(BUILD)/handoff-bench \
+	    $(BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    HANDOFFD=$(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
+	    HANDOFFD=$(ASAN_BUILD)/handoffd HANDOFF_BENCH=$(ASAN_BUILD)/handoff-bench \
+	    $(ASAN_BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 
-install: $(BUILD)/handoffd
+install: $(BUILD)/handoffd $(BUILD)/handoff-bench
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/handoffd $(DESTDIR)$(PREFIX)/bin/handoffd
+	install -m 0755 $(BUILD)/handoff-bench $(DESTDIR)$(PREFIX)/bin/handoff-bench
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
