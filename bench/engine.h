@@ -4,8 +4,7 @@
  * deadline or a signal; hold mode opens its share of --connections a window
  * at a time and keeps them idle, watching for the server closing them. The
  * engine reports its counters to the parent over REPORT_FD four times a
- * second
- * and a final message with the histograms when it stops. */
+ * second and a final message with the histograms when it stops. */
 #ifndef HANDOFF_BENCH_ENGINE_H
 #define HANDOFF_BENCH_ENGINE_H
 
