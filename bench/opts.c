@@ -330,7 +330,6 @@ enum opts_rc opts_parse(struct opts *o, int argc, char **argv, char *err, size_t
             if (parse_ll("processes", optarg, 1, MAX_PROCESSES, &v, err, errlen) < 0)
                 return OPTS_ERROR;
             o->processes = (int)v;
-            o->processes_set = true;
             break;
         case 'd':
             if (parse_seconds("duration", optarg, 0, 86400, &o->duration, err, errlen) < 0)

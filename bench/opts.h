@@ -39,7 +39,6 @@ struct opts {
     socklen_t target_len;             /* length of target in use */
     char target_text[ADDR_STRLEN];    /* target as "1.2.3.4:80" / "[::1]:80" */
     int processes;                    /* client processes (hold: at least) */
-    bool processes_set;               /* -p given (hold may add more) */
     int concurrency;                  /* connections at once, all processes;
                                          hold: connects in flight */
     uint64_t requests;                /* request limit, all processes */

@@ -352,18 +352,37 @@ static void stop_server(struct server *s)
 
 #define TARGET(buf, port) snprintf(buf, sizeof(buf), "127.0.0.1:%d", port)
 
-Test(bench_run, churn_echo_counts_every_connection, .timeout = 60)
+/* Run the tool with ARGS plus "-t TARGET --json" and check it completed. */
+static void run_json(const char *target, const char *const *args, struct bench_run *r)
+{
+    const char *argv[40];
+    size_t n = 0;
+    for (; args[n] != NULL && n < 36; n++)
+        argv[n] = args[n];
+    argv[n++] = "-t";
+    argv[n++] = target;
+    argv[n++] = "--json";
+    argv[n] = NULL;
+    bench_run(r, argv, 30000);
+    expect_completed(r);
+}
+
+/* run_json against a fresh handoffd speaking PROTO. */
+static void run_on_server(const char *proto, const char *const *args, struct bench_run *r)
 {
     struct server s;
-    struct bench_run r;
     char t[64];
-    start_server(&s, "echo");
+    start_server(&s, proto);
     TARGET(t, s.port);
-    const char *args[] = { "-m", "churn", "-t", t, "-N", "200", "-c", "8", "-s", "100",
-                           "--json", NULL };
-    bench_run(&r, args, 30000);
+    run_json(t, args, r);
     stop_server(&s);
-    expect_completed(&r);
+}
+
+Test(bench_run, churn_echo_counts_every_connection, .timeout = 60)
+{
+    struct bench_run r;
+    const char *args[] = { "-m", "churn", "-N", "200", "-c", "8", "-s", "100", NULL };
+    run_on_server("echo", args, &r);
     cr_expect_eq(jnum(r.out, NULL, "connections"), 200);
     cr_expect_eq(jnum(r.out, NULL, "connected"), 200);
     cr_expect_eq(jnum(r.out, NULL, "ok"), 200);
@@ -380,16 +399,10 @@ Test(bench_run, churn_echo_counts_every_connection, .timeout = 60)
 
 Test(bench_run, keepalive_reuses_connections, .timeout = 60)
 {
-    struct server s;
     struct bench_run r;
-    char t[64];
-    start_server(&s, "echo");
-    TARGET(t, s.port);
-    const char *args[] = { "-m", "keepalive", "-t", t, "-n", "1000", "-c", "4", "-p", "2",
-                           "-s", "3000", "--json", NULL };
-    bench_run(&r, args, 30000);
-    stop_server(&s);
-    expect_completed(&r);
+    const char *args[] = { "-m", "keepalive", "-n", "1000", "-c", "4", "-p", "2", "-s",
+                           "3000", NULL };
+    run_on_server("echo", args, &r);
     cr_expect_eq(jnum(r.out, NULL, "requests"), 1000);
     cr_expect_eq(jnum(r.out, NULL, "ok"), 1000);
     cr_expect_eq(jnum(r.out, NULL, "connections"), 4, "%s", r.out);
@@ -400,15 +413,9 @@ Test(bench_run, keepalive_reuses_connections, .timeout = 60)
 
 Test(bench_run, unp_processes_times_loops, .timeout = 60)
 {
-    struct server s;
     struct bench_run r;
-    char t[64];
-    start_server(&s, "unp");
-    TARGET(t, s.port);
-    const char *args[] = { "-m", "unp", "-t", t, "-p", "3", "-l", "20", "-b", "5000",
-                           "--json", NULL };
-    bench_run(&r, args, 30000);
-    expect_completed(&r);
+    const char *args[] = { "-m", "unp", "-p", "3", "-l", "20", "-b", "5000", NULL };
+    run_on_server("unp", args, &r);
     cr_expect_eq(jnum(r.out, NULL, "connections"), 60, "%s", r.out);
     cr_expect_eq(jnum(r.out, NULL, "ok"), 60);
     cr_expect_eq(jnum(r.out, NULL, "bytes_received"), 60 * 5000);
@@ -416,16 +423,34 @@ Test(bench_run, unp_processes_times_loops, .timeout = 60)
     cr_expect_eq(jnum(r.out, "errors", "total"), 0, "%s", r.out);
 
     /* Several requests per connection. */
-    const char *args2[] = { "-m", "unp", "-t", t, "-p", "2", "-l", "5", "-r", "3", "-b",
-                            "70000", "--json", NULL };
-    bench_run(&r, args2, 30000);
-    stop_server(&s);
-    expect_completed(&r);
+    const char *args2[] = { "-m", "unp", "-p", "2", "-l", "5", "-r", "3", "-b", "70000", NULL };
+    run_on_server("unp", args2, &r);
     cr_expect_eq(jnum(r.out, NULL, "connections"), 10, "%s", r.out);
     cr_expect_eq(jnum(r.out, NULL, "requests"), 30);
     cr_expect_eq(jnum(r.out, NULL, "ok"), 30);
     cr_expect_eq(jnum(r.out, NULL, "bytes_received"), 30 * 70000);
     cr_expect_eq(jnum(r.out, "errors", "total"), 0, "%s", r.out);
+}
+
+Test(bench_run, ipv6_target, .timeout = 60)
+{
+    struct server s;
+    struct bench_run r;
+    char t[64];
+    start_server(&s, "echo");
+    int fd = tcp_connect(NULL, "::1", s.port);
+    if (fd < 0) {
+        stop_server(&s);
+        cr_skip_test("no IPv6 loopback here");
+    }
+    close(fd);
+    snprintf(t, sizeof(t), "[::1]:%d", s.port);
+    const char *args[] = { "-m", "churn", "-N", "50", "-c", "2", NULL };
+    run_json(t, args, &r);
+    stop_server(&s);
+    cr_expect(strstr(r.out, t) != NULL, "target %s in %s", t, r.out);
+    cr_expect_eq(jnum(r.out, NULL, "ok"), 50, "%s", r.out);
+    cr_expect_eq(jnum(r.out, "errors", "total"), 0);
 }
 
 /* Established client sockets to PORT in /proc/net/tcp: how many, and how
@@ -466,6 +491,16 @@ static int count_client_sockets(int port, int *sources)
     return n;
 }
 
+/* Poll until WANT client sockets to PORT are established (up to 15 s). */
+static int wait_client_sockets(int port, int want, int *sources)
+{
+    int n = 0;
+    uint64_t deadline = now_ms() + 15000;
+    while (now_ms() < deadline && (n = count_client_sockets(port, sources)) < want)
+        usleep(50000);
+    return n;
+}
+
 Test(bench_run, hold_spreads_sources_and_processes_until_signalled, .timeout = 60)
 {
     struct server s;
@@ -476,10 +511,8 @@ Test(bench_run, hold_spreads_sources_and_processes_until_signalled, .timeout = 6
     const char *args[] = { "-m", "hold", "-t", t, "-N", "300", "-p", "2", "-S", "8",
                            "-d", "0", "--json", NULL };
     bench_spawn(&r, args);
-    int n = 0, sources = 0;
-    uint64_t deadline = now_ms() + 15000;
-    while (now_ms() < deadline && (n = count_client_sockets(s.port, &sources)) < 300)
-        usleep(50000);
+    int sources = 0;
+    int n = wait_client_sockets(s.port, 300, &sources);
     cr_expect_eq(n, 300, "established client sockets");
     cr_expect_eq(sources, 8, "distinct 127.x source addresses");
     pid_t kids[8];
@@ -510,11 +543,8 @@ Test(bench_run, hold_notices_server_closing, .timeout = 60)
     TARGET(t, s.port);
     const char *args[] = { "-m", "hold", "-t", t, "-N", "100", "-d", "20", "--json", NULL };
     bench_spawn(&r, args);
-    int n = 0, sources = 0;
-    uint64_t deadline = now_ms() + 15000;
-    while (now_ms() < deadline && (n = count_client_sockets(s.port, &sources)) < 100)
-        usleep(50000);
-    cr_expect_eq(n, 100, "established client sockets");
+    int sources = 0;
+    cr_expect_eq(wait_client_sockets(s.port, 100, &sources), 100, "established client sockets");
     usleep(200000);
     stop_server(&s);
     /* Everything closed: the hold ends long before its 20 s. */
@@ -543,9 +573,8 @@ Test(bench_run, connect_errors_are_counted_not_fatal, .timeout = 60)
     struct bench_run r;
     char t[64];
     TARGET(t, closed_port());
-    const char *args[] = { "-m", "churn", "-t", t, "-N", "50", "--json", NULL };
-    bench_run(&r, args, 30000);
-    expect_completed(&r);
+    const char *args[] = { "-m", "churn", "-N", "50", NULL };
+    run_json(t, args, &r);
     cr_expect_eq(jnum(r.out, "errors", "connect"), 50, "%s", r.out);
     cr_expect_eq(jnum(r.out, "errors", "total"), 50);
     cr_expect_eq(jnum(r.out, NULL, "connected"), 0);
@@ -563,11 +592,9 @@ Test(bench_run, silent_server_gives_timeouts, .timeout = 60)
     struct bench_run r;
     char t[64];
     TARGET(t, ntohs(a.sin_port));
-    const char *args[] = { "-m", "churn", "-t", t, "-N", "4", "-c", "2", "-T", "0.3",
-                           "--json", NULL };
-    bench_run(&r, args, 30000);
+    const char *args[] = { "-m", "churn", "-N", "4", "-c", "2", "-T", "0.3", NULL };
+    run_json(t, args, &r);
     close(fd);
-    expect_completed(&r);
     cr_expect_eq(jnum(r.out, "errors", "timeout"), 4, "%s", r.out);
     cr_expect_eq(jnum(r.out, NULL, "ok"), 0);
     cr_expect(r.elapsed_ms < 10000, "took %llu ms", (unsigned long long)r.elapsed_ms);
@@ -725,36 +752,30 @@ Test(bench_http, keepalive_churn_status_and_chunked, .timeout = 60)
     char t[64];
     TARGET(t, port);
 
-    const char *ka[] = { "-m", "keepalive", "--proto", "http", "-t", t, "-c", "3", "-n", "300",
-                         "--json", NULL };
-    bench_run(&r, ka, 30000);
-    expect_completed(&r);
+    const char *ka[] = { "-m", "keepalive", "--proto", "http", "-c", "3", "-n", "300", NULL };
+    run_json(t, ka, &r);
     cr_expect_eq(jnum(r.out, NULL, "ok"), 300, "%s", r.out);
     cr_expect_eq(jnum(r.out, "http_status", "2xx"), 300);
     cr_expect_eq(jnum(r.out, NULL, "connections"), 3, "keep-alive honoured: %s", r.out);
     cr_expect_eq(jnum(r.out, "errors", "total"), 0);
 
-    const char *churn[] = { "-m", "churn", "--proto", "http", "-t", t, "-N", "50", "--json",
-                            NULL };
-    bench_run(&r, churn, 30000);
-    expect_completed(&r);
+    const char *churn[] = { "-m", "churn", "--proto", "http", "-N", "50", NULL };
+    run_json(t, churn, &r);
     cr_expect_eq(jnum(r.out, NULL, "ok"), 50, "%s", r.out);
     cr_expect_eq(jnum(r.out, NULL, "connections"), 50);
     cr_expect_eq(jnum(r.out, "errors", "total"), 0);
 
-    const char *missing[] = { "-m", "keepalive", "--proto", "http", "-t", t, "--path",
-                              "/missing", "-n", "20", "-c", "2", "--json", NULL };
-    bench_run(&r, missing, 30000);
-    expect_completed(&r);
+    const char *missing[] = { "-m", "keepalive", "--proto", "http", "--path", "/missing",
+                              "-n", "20", "-c", "2", NULL };
+    run_json(t, missing, &r);
     cr_expect_eq(jnum(r.out, "errors", "http_status"), 20, "%s", r.out);
     cr_expect_eq(jnum(r.out, "http_status", "4xx"), 20);
     cr_expect_eq(jnum(r.out, NULL, "ok"), 0);
 
-    const char *chunked[] = { "-m", "keepalive", "--proto", "http", "-t", t, "--path",
-                              "/chunked", "-n", "30", "-c", "1", "--json", NULL };
-    bench_run(&r, chunked, 30000);
+    const char *chunked[] = { "-m", "keepalive", "--proto", "http", "--path", "/chunked",
+                              "-n", "30", "-c", "1", NULL };
+    run_json(t, chunked, &r);
     fixture_stop(fx);
-    expect_completed(&r);
     cr_expect_eq(jnum(r.out, NULL, "ok"), 30, "%s", r.out);
     cr_expect_eq(jnum(r.out, "errors", "total"), 0);
 }
@@ -766,11 +787,10 @@ static void run_canned(const char *canned, struct bench_run *r)
     char t[64];
     pid_t fx = fixture_start(canned, &port);
     TARGET(t, port);
-    const char *args[] = { "-m", "churn", "--proto", "http", "-t", t, "-N", "5", "-c", "1",
-                           "-T", "2", "--json", NULL };
-    bench_run(r, args, 30000);
+    const char *args[] = { "-m", "churn", "--proto", "http", "-N", "5", "-c", "1", "-T", "2",
+                           NULL };
+    run_json(t, args, r);
     fixture_stop(fx);
-    expect_completed(r);
 }
 
 Test(bench_http, broken_answers_are_classified, .timeout = 60)
