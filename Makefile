@@ -57,6 +57,11 @@ $(ASAN_BUILD)/handoff-bench: $(call objs,$(ASAN_BUILD),bench/main.c $(BENCH_LIB_
 $(ASAN_BUILD)/unit-tests: $(call objs,$(ASAN_BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC) $(BENCH_LIB_SRC))
 	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
 
+# tests/test_bench.c runs the handoff-bench built beside $$HANDOFFD (or
+# $$HANDOFF_BENCH), so every test binary brings its bench along.
+$(BUILD)/unit-tests: | $(BUILD)/handoff-bench
+$(ASAN_BUILD)/unit-tests: | $(ASAN_BUILD)/handoff-bench
+
 -include $(shell find $(BUILD) $(ASAN_BUILD) -name '*.d' 2>/dev/null)
 
 # ---- set-up, run, test ----------------------------------------------------
@@ -74,18 +79,15 @@ TEST_JOBS ?= 2
 # Criterion runs each test in its own process; integration tests start the
 # real binary named by HANDOFFD.
 test: deps-test
-	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/handoff-bench $(BUILD)/unit-tests \
-	    $(ASAN_BUILD)/handoffd $(ASAN_BUILD)/handoff-bench $(ASAN_BUILD)/unit-tests
-	HANDOFFD=$(BUILD)/handoffd HANDOFF_BENCH=$(BUILD)/handoff-bench \
-	    $(BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
+	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/unit-tests \
+	    $(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests
+	HANDOFFD=$(BUILD)/handoffd $(BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    HANDOFFD=$(ASAN_BUILD)/handoffd HANDOFF_BENCH=$(ASAN_BUILD)/handoff-bench \
-	    $(ASAN_BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
+	    HANDOFFD=$(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 
-install: $(BUILD)/handoffd $(BUILD)/handoff-bench
+install: $(BUILD)/handoffd
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/handoffd $(DESTDIR)$(PREFIX)/bin/handoffd
-	install -m 0755 $(BUILD)/handoff-bench $(DESTDIR)$(PREFIX)/bin/handoff-bench
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,5 +1,5 @@
 /* test_bench: handoff-bench. The histogram and the answer parsers are tested
- * directly; the tool itself is run as a binary ($HANDOFF_BENCH) against the
+ * directly; the tool itself is run as a binary (see bench_path) against the
  * real handoffd (echo, unp, whoami) and, for http, against fixture servers
  * forked here: an evhttp server and a raw server sending canned bytes. */
 #include <criterion/criterion.h>
@@ -233,10 +233,20 @@ struct bench_run {
     uint64_t started_ms;
 };
 
+/* $HANDOFF_BENCH, else the handoff-bench beside $HANDOFFD (so the ASan
+ * suite runs the ASan bench), else build/handoff-bench. */
 static const char *bench_path(void)
 {
+    static char path[4096];
     const char *p = getenv("HANDOFF_BENCH");
-    return p != NULL ? p : "build/handoff-bench";
+    const char *d = getenv("HANDOFFD");
+    if (p != NULL)
+        return p;
+    const char *slash = d != NULL ? strrchr(d, '/') : NULL;
+    if (slash == NULL || (size_t)(slash - d) + 16 > sizeof(path))
+        return "build/handoff-bench";
+    snprintf(path, sizeof(path), "%.*s/handoff-bench", (int)(slash - d), d);
+    return path;
 }
 
 static void bench_spawn(struct bench_run *r, const char *const *args)
