@@ -16,7 +16,7 @@ CSTD    = -std=c11 -D_GNU_SOURCE
 # libsystemd (sd_notify) through pkg-config, so its flags come from Debian.
 SYSTEMD_CFLAGS := $(shell pkg-config --cflags libsystemd 2>/dev/null)
 SYSTEMD_LIBS   := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
-CPPFLAGS_ALL = -Icommon -Iserver $(SYSTEMD_CFLAGS) $(CPPFLAGS)
+CPPFLAGS_ALL = -Icommon -Iserver -Ibench $(SYSTEMD_CFLAGS) $(CPPFLAGS)
 OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(CFLAGS)
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -25,11 +25,15 @@ LIBS    = -levent_core -levent_extra -lhttp_parser $(SYSTEMD_LIBS)
 COMMON_SRC = $(wildcard common/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))
 BENCH_SRC  = $(wildcard bench/*.c)
+# bench modules without main, for handoff-bench and the unit tests; bench
+# links only the common/ modules it uses, never server objects.
+BENCH_LIB_SRC = $(filter-out bench/main.c,$(BENCH_SRC))
+BENCH_COMMON_SRC = common/addr.c common/fdutil.c common/log.c common/net.c
 TEST_SRC   = $(wildcard tests/*.c)
 
 objs = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
-all: $(BUILD)/handoffd
+all: $(BUILD)/handoffd $(BUILD)/handoff-bench
 
 # ---- normal build ---------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
@@ -39,7 +43,10 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/handoffd: $(call objs,$(BUILD),server/main.c $(SERVER_SRC) $(COMMON_SRC))
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(LDFLAGS)
 
-$(BUILD)/unit-tests: $(call objs,$(BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC))
+$(BUILD)/handoff-bench: $(call objs,$(BUILD),bench/main.c $(BENCH_LIB_SRC) $(BENCH_COMMON_SRC))
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(LDFLAGS)
+
+$(BUILD)/unit-tests: $(call objs,$(BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC) $(BENCH_LIB_SRC))
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
 
 # ---- sanitizer build ------------------------------------------------------
@@ -50,8 +57,16 @@ $(ASAN_BUILD)/obj/%.o: %.c
 $(ASAN_BUILD)/handoffd: $(call objs,$(ASAN_BUILD),server/main.c $(SERVER_SRC) $(COMMON_SRC))
 	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(LDFLAGS)
 
-$(ASAN_BUILD)/unit-tests: $(call objs,$(ASAN_BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC))
+$(ASAN_BUILD)/handoff-bench: $(call objs,$(ASAN_BUILD),bench/main.c $(BENCH_LIB_SRC) $(BENCH_COMMON_SRC))
+	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(LDFLAGS)
+
+$(ASAN_BUILD)/unit-tests: $(call objs,$(ASAN_BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC) $(BENCH_LIB_SRC))
 	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
+
+# tests/test_bench.c runs the handoff-bench built beside $$HANDOFFD (or
+# $$HANDOFF_BENCH), so every test binary brings its bench along.
+$(BUILD)/unit-tests: | $(BUILD)/handoff-bench
+$(ASAN_BUILD)/unit-tests: | $(ASAN_BUILD)/handoff-bench
 
 -include $(shell find $(BUILD) $(ASAN_BUILD) -name '*.d' 2>/dev/null)
 
