@@ -103,6 +103,29 @@ valgrind: deps-test
 	    $(BUILD)/unit-tests --jobs 1 --timeout 300 --filter '$(VALGRIND_FILTER)'
 VALGRIND_FILTER ?= core/*
 
+# ---- control-channel fuzzing ----------------------------------------------
+# libFuzzer over what a process reads from its control channel
+# (tests/fuzz/fuzz_ctl.c): ctl_check on arbitrary bytes, and ctl_recv ->
+# fdpass_recv on arbitrary datagrams carrying any number of fds, checking
+# that no received fd stays open. Seeds in tests/fuzz/ctl; what it finds
+# goes to $(FUZZ_BUILD)/ctl-corpus.
+FUZZ_CC    ?= clang-14
+FUZZ_BUILD ?= build-fuzz
+FUZZ_CTL_RUNS ?= 10000000
+FUZZ_CTL_SRC = tests/fuzz/fuzz_ctl.c common/ctl.c common/fdpass.c
+FUZZ_CTL_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+
+$(FUZZ_BUILD)/ctl-fuzz: $(FUZZ_CTL_SRC) common/ctl.h common/fdpass.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS_ALL) $(CSTD) $(WARN) $(FUZZ_CTL_FLAGS) $(FUZZ_CTL_SRC) -o $@
+
+fuzz-ctl:
+	@.ci/deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/ctl-fuzz
+	@mkdir -p $(FUZZ_BUILD)/ctl-corpus
+	$(FUZZ_BUILD)/ctl-fuzz -runs=$(FUZZ_CTL_RUNS) -max_len=1024 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/ctl- $(FUZZ_BUILD)/ctl-corpus tests/fuzz/ctl
+
 install: $(BUILD)/handoffd
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/handoffd $(DESTDIR)$(PREFIX)/bin/handoffd
@@ -126,6 +149,6 @@ docker:
 	fi
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
-.PHONY: all deps deps-test run test valgrind install clean
+.PHONY: all deps deps-test run test valgrind fuzz-ctl install clean
