@@ -1,0 +1,227 @@
+/* test_reliability_lib: see test_reliability.h. */
+#include "test_reliability.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+bool soak_full(void)
+{
+    const char *v = getenv("HANDOFF_SOAK");
+    return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+}
+
+long soak_pick(long short_v, long full_v)
+{
+    return soak_full() ? full_v : short_v;
+}
+
+/* Tabs and newlines would break the row; the report is for people. */
+static void put_field(FILE *f, const char *s)
+{
+    for (; *s != '\0'; s++)
+        fputc(*s == '\t' || *s == '\n' ? ' ' : *s, f);
+    fputc('\t', f);
+}
+
+void soak_report(const struct soak_row *row)
+{
+    const char *path = getenv("HANDOFF_SOAK_REPORT");
+    if (path == NULL || path[0] == '\0')
+        return;
+    FILE *f = fopen(path, "a");
+    if (f == NULL)
+        return;
+    put_field(f, row->scenario);
+    put_field(f, row->load);
+    put_field(f, row->faults);
+    fprintf(f, "%llu\t%llu\t%llu\t", (unsigned long long)row->attempted,
+            (unsigned long long)row->failed, (unsigned long long)row->lost);
+    if (row->fds_leaked >= 0)
+        fprintf(f, "%ld\t", row->fds_leaked);
+    else
+        fputs("-\t", f);
+    if (row->p99_ms >= 0)
+        fprintf(f, "%.3f\t", row->p99_ms);
+    else
+        fputs("-\t", f);
+    put_field(f, row->note);
+    fputc('\n', f);
+    fclose(f);
+}
+
+/* ---- handoff-bench --------------------------------------------------------- */
+
+static void bench_tool(char *path, size_t len)
+{
+    const char *b = getenv("HANDOFF_BENCH");
+    const char *d = getenv("HANDOFFD");
+    const char *slash = d != NULL ? strrchr(d, '/') : NULL;
+    if (b != NULL)
+        snprintf(path, len, "%s", b);
+    else if (slash != NULL)
+        snprintf(path, len, "%.*s/handoff-bench", (int)(slash - d), d);
+    else
+        snprintf(path, len, "build/handoff-bench");
+}
+
+int bench_job_start(struct bench_job *j, const char *const *args)
+{
+    memset(j, 0, sizeof(*j));
+    snprintf(j->out_path, sizeof(j->out_path), "/tmp/handoff-soak-out-XXXXXX");
+    snprintf(j->err_path, sizeof(j->err_path), "/tmp/handoff-soak-err-XXXXXX");
+    int out = mkstemp(j->out_path);
+    int err = mkstemp(j->err_path);
+    if (out < 0 || err < 0)
+        goto fail;
+    static char tool[4096];
+    bench_tool(tool, sizeof(tool));
+    const char *argv[48] = { tool };
+    size_t n = 1;
+    for (size_t i = 0; args[i] != NULL && n < 47; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    j->pid = fork();
+    if (j->pid < 0)
+        goto fail;
+    if (j->pid == 0) {
+        dup2(out, STDOUT_FILENO);
+        dup2(err, STDERR_FILENO);
+        close_range(3, ~0U, 0);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(out);
+    close(err);
+    return 0;
+fail:
+    if (out >= 0)
+        close(out);
+    if (err >= 0)
+        close(err);
+    return -1;
+}
+
+int bench_job_finish(struct bench_job *j, int timeout_ms, char *out, size_t len)
+{
+    int st = 0, rc = -1;
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    pid_t w = 0;
+    while ((w = waitpid(j->pid, &st, WNOHANG)) == 0 && now_ms() < deadline)
+        usleep(20000);
+    if (w == 0) {
+        kill(j->pid, SIGKILL);
+        waitpid(j->pid, &st, 0);
+    } else if (WIFEXITED(st)) {
+        rc = WEXITSTATUS(st);
+    }
+    out[0] = '\0';
+    int fd = open(j->out_path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, out, len - 1);
+        out[n > 0 ? n : 0] = '\0';
+        close(fd);
+    }
+    unlink(j->out_path);
+    unlink(j->err_path);
+    j->pid = 0;
+    return rc;
+}
+
+double json_num(const char *json, const char *section, const char *key)
+{
+    char pat[96];
+    const char *p = json;
+    if (section != NULL) {
+        snprintf(pat, sizeof(pat), "\"%s\":{", section);
+        if ((p = strstr(json, pat)) == NULL)
+            return -1;
+    }
+    snprintf(pat, sizeof(pat), "\"%s\":", key);
+    if ((p = strstr(p, pat)) == NULL)
+        return -1;
+    return strtod(p + strlen(pat), NULL);
+}
+
+/* ---- /proc ------------------------------------------------------------------ */
+
+/* Read /proc/PID/NAME into BUF; returns its length or -1. */
+static ssize_t proc_read(pid_t pid, const char *name, char *buf, size_t len)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    if (n < 0)
+        return -1;
+    buf[n] = '\0';
+    return n;
+}
+
+int proc_sockets(pid_t pid)
+{
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char path[384], target[64];
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        ssize_t k = readlink(path, target, sizeof(target) - 1);
+        if (k > 0) {
+            target[k] = '\0';
+            n += strncmp(target, "socket:", 7) == 0;
+        }
+    }
+    closedir(d);
+    return n;
+}
+
+long proc_rss_kib(pid_t pid)
+{
+    char buf[4096];
+    if (proc_read(pid, "status", buf, sizeof(buf)) < 0)
+        return -1;
+    const char *p = strstr(buf, "VmRSS:");
+    return p != NULL ? strtol(p + 6, NULL, 10) : -1;
+}
+
+double proc_cpu_s(pid_t pid)
+{
+    char buf[128];
+    if (proc_read(pid, "schedstat", buf, sizeof(buf)) < 0)
+        return -1;
+    return (double)strtoull(buf, NULL, 10) / 1e9;
+}
+
+long log_sum_after(const char *path, const char *prefix, int *count)
+{
+    long sum = 0;
+    *count = 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    char line[1024];
+    while (fgets(line, sizeof(line), f) != NULL) {
+        const char *p = strstr(line, prefix);
+        if (p != NULL) {
+            sum += strtol(p + strlen(prefix), NULL, 10);
+            (*count)++;
+        }
+    }
+    fclose(f);
+    return sum;
+}
