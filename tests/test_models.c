@@ -169,7 +169,7 @@ static int echo_bulk(int fd, size_t len, int timeout_ms)
 }
 
 MODEL_PARAMS(echo)
-ParameterizedTest(struct model_case *mc, models, echo, .timeout = 30)
+ParameterizedTest(struct model_case *mc, models, echo, .timeout = 60)
 {
     struct server s;
     start_model(&s, mc, "echo", 2, NULL, NULL);
@@ -188,7 +188,7 @@ ParameterizedTest(struct model_case *mc, models, echo, .timeout = 30)
 }
 
 MODEL_PARAMS(whoami)
-ParameterizedTest(struct model_case *mc, models, whoami, .timeout = 30)
+ParameterizedTest(struct model_case *mc, models, whoami, .timeout = 60)
 {
     struct server s;
     start_model(&s, mc, "whoami", 2, NULL, NULL);
@@ -232,7 +232,7 @@ ParameterizedTest(struct model_case *mc, models, whoami, .timeout = 30)
 }
 
 MODEL_PARAMS(unp)
-ParameterizedTest(struct model_case *mc, models, unp, .timeout = 30)
+ParameterizedTest(struct model_case *mc, models, unp, .timeout = 60)
 {
     struct server s;
     start_model(&s, mc, "unp", 2, NULL, NULL);
@@ -259,7 +259,7 @@ ParameterizedTest(struct model_case *mc, models, unp, .timeout = 30)
 /* With room for cap_n connections all taken, one more client is accepted by
  * the kernel but not served until a connection ends; nobody is dropped. */
 MODEL_PARAMS(capacity_queues_in_backlog)
-ParameterizedTest(struct model_case *mc, models, capacity_queues_in_backlog, .timeout = 30)
+ParameterizedTest(struct model_case *mc, models, capacity_queues_in_backlog, .timeout = 60)
 {
     struct server s;
     bool opt = mc->cap_opt[0] != '\0';
@@ -293,7 +293,7 @@ ParameterizedTest(struct model_case *mc, models, capacity_queues_in_backlog, .ti
 /* SIGTERM with a connection open: the connection is finished within the
  * drain timeout, the server exits 0 and none of its processes remain. */
 MODEL_PARAMS(sigterm_exits_0_leaving_nothing)
-ParameterizedTest(struct model_case *mc, models, sigterm_exits_0_leaving_nothing, .timeout = 30)
+ParameterizedTest(struct model_case *mc, models, sigterm_exits_0_leaving_nothing, .timeout = 60)
 {
     struct server s;
     start_model(&s, mc, "echo", 2, NULL, NULL);
@@ -324,7 +324,7 @@ ParameterizedTest(struct model_case *mc, models, sigterm_exits_0_leaving_nothing
  * before the death was noticed, as master.c documents; for it the clients
  * connect once the worker is replaced.) */
 SLOT_MODEL_PARAMS(killed_worker_respawns)
-ParameterizedTest(struct model_case *mc, models, killed_worker_respawns, .timeout = 30)
+ParameterizedTest(struct model_case *mc, models, killed_worker_respawns, .timeout = 60)
 {
     struct server s;
     start_model(&s, mc, "whoami", 2, NULL, NULL);
@@ -366,7 +366,7 @@ ParameterizedTest(struct model_case *mc, models, killed_worker_respawns, .timeou
 
 /* Model fork reaps every child (after many short connections none is left,
  * alive or zombie) and keeps no fd of theirs. */
-Test(models, fork_reaps_children_and_keeps_no_fds, .timeout = 30)
+Test(models, fork_reaps_children_and_keeps_no_fds, .timeout = 60)
 {
     const struct model_case *mc = &model_cases[3];
     struct server s;
