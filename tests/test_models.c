@@ -66,12 +66,33 @@ static struct model_case model_cases[] = {
         return cr_make_param_array(struct model_case, model_cases, N_SLOT_MODELS); \
     }
 
+/* The server the running test started. Static, and stopped by the suite's
+ * fini hook, so that a failed assertion (which abandons the test's frame)
+ * leaves no server behind. */
+static struct server models_srv;
+
+static void models_fini(void)
+{
+    struct server *s = &models_srv;
+    pid_t kids[64];
+    if (s->pid <= 0)
+        return;
+    int n = proc_children(s->pid, kids, 64);
+    server_stop(s, SIGTERM, 3000, NULL);
+    for (int i = 0; i < n; i++)
+        if (proc_alive(kids[i]))
+            kill(kids[i], SIGKILL);
+}
+
+TestSuite(models, .fini = models_fini);
+
 /* Start MC with WORKERS workers (where that means anything), PROTO, a
  * short drain timeout and up to two more arguments; checks the start-up
- * line. */
-static void start_model(struct server *s, const struct model_case *mc, const char *proto,
-                        int workers, const char *x1, const char *x2)
+ * line. Returns the server (models_srv). */
+static struct server *start_model(const struct model_case *mc, const char *proto, int workers,
+                                  const char *x1, const char *x2)
 {
+    struct server *s = &models_srv;
     char nw[16];
     snprintf(nw, sizeof(nw), "%d", workers);
     const char *args[] = { "--listen", "0", "--model", mc->name, "--workers", nw,
@@ -82,6 +103,7 @@ static void start_model(struct server *s, const struct model_case *mc, const cha
              mc->kind == KIND_SLOTS ? workers : mc->shown_workers, proto, (int)s->pid);
     cr_assert(strstr(s->line, "{*:") != NULL && strstr(s->line, want) != NULL,
               "%s: start-up line '%s' lacks '%s'", mc->name, s->line, want);
+    return s;
 }
 
 static void stop_model(struct server *s, const struct model_case *mc)
@@ -171,9 +193,8 @@ static int echo_bulk(int fd, size_t len, int timeout_ms)
 MODEL_PARAMS(echo)
 ParameterizedTest(struct model_case *mc, models, echo, .timeout = 60)
 {
-    struct server s;
-    start_model(&s, mc, "echo", 2, NULL, NULL);
-    int fd = tcp_connect(NULL, "127.0.0.1", s.port);
+    struct server *s = start_model(mc, "echo", 2, NULL, NULL);
+    int fd = tcp_connect(NULL, "127.0.0.1", s->port);
     cr_assert(fd >= 0, "%s: connect", mc->name);
     char buf[16] = { 0 };
     cr_assert_eq(write_all(fd, "hello\n", 6), 0);
@@ -184,42 +205,41 @@ ParameterizedTest(struct model_case *mc, models, echo, .timeout = 60)
     cr_assert_eq(echo_bulk(fd, 8u << 20, 20000), 0, "%s: 8 MiB did not echo back intact",
                  mc->name);
     close(fd);
-    stop_model(&s, mc);
+    stop_model(s, mc);
 }
 
 MODEL_PARAMS(whoami)
 ParameterizedTest(struct model_case *mc, models, whoami, .timeout = 60)
 {
-    struct server s;
-    start_model(&s, mc, "whoami", 2, NULL, NULL);
+    struct server *s = start_model(mc, "whoami", 2, NULL, NULL);
     static const char *const srcs[] = { "127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4" };
     int fds[4], pids[4];
     for (int i = 0; i < 4; i++) {
         int worker = -1;
-        fds[i] = tcp_connect(srcs[i], "127.0.0.1", s.port);
+        fds[i] = tcp_connect(srcs[i], "127.0.0.1", s->port);
         cr_assert(fds[i] >= 0, "%s: connect from %s", mc->name, srcs[i]);
         check_whoami(mc, fds[i], &worker, &pids[i]);
         pid_t kids[64];
-        int nkids = proc_children(s.pid, kids, 64);
+        int nkids = proc_children(s->pid, kids, 64);
         switch (mc->kind) {
         case KIND_SLOTS:
             cr_assert(worker >= 0 && worker < 2, "%s: worker=%d", mc->name, worker);
-            cr_assert(pids[i] != s.pid && pid_in(pids[i], kids, nkids),
-                      "%s: pid=%d is not a worker of master %d", mc->name, pids[i], (int)s.pid);
+            cr_assert(pids[i] != s->pid && pid_in(pids[i], kids, nkids),
+                      "%s: pid=%d is not a worker of master %d", mc->name, pids[i], (int)s->pid);
             break;
         case KIND_FORK:
             /* Earlier connections are still open: their children too. */
             cr_assert_eq(worker, i + 1, "%s: child sequence number %d, want %d", mc->name,
                          worker, i + 1);
-            cr_assert(pids[i] != s.pid && pid_in(pids[i], kids, nkids),
-                      "%s: pid=%d is not a child of %d", mc->name, pids[i], (int)s.pid);
+            cr_assert(pids[i] != s->pid && pid_in(pids[i], kids, nkids),
+                      "%s: pid=%d is not a child of %d", mc->name, pids[i], (int)s->pid);
             for (int j = 0; j < i; j++)
                 cr_assert_neq(pids[i], pids[j], "%s: two connections in pid %d", mc->name,
                               pids[i]);
             break;
         case KIND_ITERATIVE:
-            cr_assert(worker == 0 && pids[i] == s.pid, "%s: worker=%d pid=%d, master %d",
-                      mc->name, worker, pids[i], (int)s.pid);
+            cr_assert(worker == 0 && pids[i] == s->pid, "%s: worker=%d pid=%d, master %d",
+                      mc->name, worker, pids[i], (int)s->pid);
             close(fds[i]); /* the next client is served only after this one */
             fds[i] = -1;
             break;
@@ -228,15 +248,14 @@ ParameterizedTest(struct model_case *mc, models, whoami, .timeout = 60)
     for (int i = 0; i < 4; i++)
         if (fds[i] >= 0)
             close(fds[i]);
-    stop_model(&s, mc);
+    stop_model(s, mc);
 }
 
 MODEL_PARAMS(unp)
 ParameterizedTest(struct model_case *mc, models, unp, .timeout = 60)
 {
-    struct server s;
-    start_model(&s, mc, "unp", 2, NULL, NULL);
-    int fd = tcp_connect(NULL, "127.0.0.1", s.port);
+    struct server *s = start_model(mc, "unp", 2, NULL, NULL);
+    int fd = tcp_connect(NULL, "127.0.0.1", s->port);
     cr_assert(fd >= 0, "%s: connect", mc->name);
     static char buf[300000];
     static const size_t asks[] = { 1, 250000, 4096 };
@@ -253,7 +272,7 @@ ParameterizedTest(struct model_case *mc, models, unp, .timeout = 60)
     shutdown(fd, SHUT_WR);
     cr_assert_eq(read_to_eof(fd, buf, sizeof(buf), 5000), 0, "%s: extra bytes", mc->name);
     close(fd);
-    stop_model(&s, mc);
+    stop_model(s, mc);
 }
 
 /* With room for cap_n connections all taken, one more client is accepted by
@@ -261,23 +280,22 @@ ParameterizedTest(struct model_case *mc, models, unp, .timeout = 60)
 MODEL_PARAMS(capacity_queues_in_backlog)
 ParameterizedTest(struct model_case *mc, models, capacity_queues_in_backlog, .timeout = 60)
 {
-    struct server s;
     bool opt = mc->cap_opt[0] != '\0';
-    start_model(&s, mc, "whoami", mc->cap_workers, opt ? mc->cap_opt : NULL,
-                opt ? mc->cap_val : NULL);
+    struct server *s = start_model(mc, "whoami", mc->cap_workers, opt ? mc->cap_opt : NULL,
+                                   opt ? mc->cap_val : NULL);
     int fds[3], worker, pid;
     for (int i = 0; i < mc->cap_n; i++) {
-        fds[i] = tcp_connect(NULL, "127.0.0.1", s.port);
+        fds[i] = tcp_connect(NULL, "127.0.0.1", s->port);
         cr_assert(fds[i] >= 0, "%s: connect %d", mc->name, i);
         check_whoami(mc, fds[i], &worker, &pid);
     }
-    int extra = tcp_connect(NULL, "127.0.0.1", s.port);
+    int extra = tcp_connect(NULL, "127.0.0.1", s->port);
     cr_assert(extra >= 0, "%s: the kernel should accept into the backlog", mc->name);
     struct pollfd p = { .fd = extra, .events = POLLIN };
     cr_assert_eq(poll(&p, 1, 300), 0, "%s: served beyond capacity %d", mc->name, mc->cap_n);
     if (mc->kind == KIND_FORK) {
         pid_t kids[8];
-        cr_assert_eq(proc_children(s.pid, kids, 8), mc->cap_n, "%s: live children",
+        cr_assert_eq(proc_children(s->pid, kids, 8), mc->cap_n, "%s: live children",
                      mc->name);
     }
     close(fds[0]);
@@ -287,7 +305,7 @@ ParameterizedTest(struct model_case *mc, models, capacity_queues_in_backlog, .ti
     for (int i = 1; i < mc->cap_n; i++)
         close(fds[i]);
     close(extra);
-    stop_model(&s, mc);
+    stop_model(s, mc);
 }
 
 /* SIGTERM with a connection open: the connection is finished within the
@@ -295,19 +313,18 @@ ParameterizedTest(struct model_case *mc, models, capacity_queues_in_backlog, .ti
 MODEL_PARAMS(sigterm_exits_0_leaving_nothing)
 ParameterizedTest(struct model_case *mc, models, sigterm_exits_0_leaving_nothing, .timeout = 60)
 {
-    struct server s;
-    start_model(&s, mc, "echo", 2, NULL, NULL);
-    int fd = tcp_connect(NULL, "127.0.0.1", s.port);
+    struct server *s = start_model(mc, "echo", 2, NULL, NULL);
+    int fd = tcp_connect(NULL, "127.0.0.1", s->port);
     cr_assert(fd >= 0, "%s: connect", mc->name);
     char buf[8];
     cr_assert_eq(write_all(fd, "ping\n", 5), 0);
     cr_assert_eq(read_exact(fd, buf, 5, 5000), 0, "%s: no echo", mc->name);
     pid_t kids[16];
-    int nkids = proc_children(s.pid, kids, 16);
+    int nkids = proc_children(s->pid, kids, 16);
     int want = mc->kind == KIND_SLOTS ? 2 : mc->kind == KIND_FORK ? 1 : 0;
     cr_assert_eq(nkids, want, "%s: %d processes under the master", mc->name, nkids);
-    pid_t master = s.pid;
-    stop_model(&s, mc);
+    pid_t master = s->pid;
+    stop_model(s, mc);
     cr_assert(read_to_eof(fd, buf, sizeof(buf), 3000) >= 0, "%s: connection left open",
               mc->name);
     close(fd);
@@ -326,11 +343,10 @@ ParameterizedTest(struct model_case *mc, models, sigterm_exits_0_leaving_nothing
 SLOT_MODEL_PARAMS(killed_worker_respawns)
 ParameterizedTest(struct model_case *mc, models, killed_worker_respawns, .timeout = 60)
 {
-    struct server s;
-    start_model(&s, mc, "whoami", 2, NULL, NULL);
+    struct server *s = start_model(mc, "whoami", 2, NULL, NULL);
     pid_t kids[8], now[8];
-    cr_assert(proc_wait_children(s.pid, 2, 5000), "%s: two workers", mc->name);
-    cr_assert_eq(proc_children(s.pid, kids, 8), 2);
+    cr_assert(proc_wait_children(s->pid, 2, 5000), "%s: two workers", mc->name);
+    cr_assert_eq(proc_children(s->pid, kids, 8), 2);
     bool during = strcmp(mc->name, "pass") != 0;
     kill(kids[0], SIGKILL);
     enum { N = 16 };
@@ -340,7 +356,7 @@ ParameterizedTest(struct model_case *mc, models, killed_worker_respawns, .timeou
             uint64_t deadline = now_ms() + 1500;
             int n = 0;
             do {
-                n = proc_children(s.pid, now, 8);
+                n = proc_children(s->pid, now, 8);
                 if (n == 2 && !pid_in(kids[0], now, n))
                     break;
                 usleep(10000);
@@ -350,7 +366,7 @@ ParameterizedTest(struct model_case *mc, models, killed_worker_respawns, .timeou
             continue;
         }
         for (int i = 0; i < N; i++) {
-            fds[i] = tcp_connect(NULL, "127.0.0.1", s.port);
+            fds[i] = tcp_connect(NULL, "127.0.0.1", s->port);
             cr_assert(fds[i] >= 0, "%s: connect %d", mc->name, i);
         }
         for (int i = 0; i < N; i++) {
@@ -360,8 +376,8 @@ ParameterizedTest(struct model_case *mc, models, killed_worker_respawns, .timeou
             close(fds[i]);
         }
     }
-    cr_assert(server_log_contains(&s, "killed by signal 9"), "%s: death not logged", mc->name);
-    stop_model(&s, mc);
+    cr_assert(server_log_contains(s, "killed by signal 9"), "%s: death not logged", mc->name);
+    stop_model(s, mc);
 }
 
 /* Model fork reaps every child (after many short connections none is left,
@@ -369,30 +385,29 @@ ParameterizedTest(struct model_case *mc, models, killed_worker_respawns, .timeou
 Test(models, fork_reaps_children_and_keeps_no_fds, .timeout = 60)
 {
     const struct model_case *mc = &model_cases[3];
-    struct server s;
     cr_assert_str_eq(mc->name, "fork");
-    start_model(&s, mc, "echo", 2, NULL, NULL);
-    int idle_fds = fdutil_count_open_pid(s.pid);
+    struct server *s = start_model(mc, "echo", 2, NULL, NULL);
+    int idle_fds = fdutil_count_open_pid(s->pid);
     int fds[20];
     char buf[4];
     for (int i = 0; i < 20; i++) {
-        fds[i] = tcp_connect(NULL, "127.0.0.1", s.port);
+        fds[i] = tcp_connect(NULL, "127.0.0.1", s->port);
         cr_assert(fds[i] >= 0, "connect %d", i);
         cr_assert_eq(write_all(fds[i], "abc", 3), 0);
         cr_assert_eq(read_exact(fds[i], buf, 3, 5000), 0, "no echo on connection %d", i);
     }
-    cr_assert(proc_wait_children(s.pid, 20, 2000), "20 children while 20 clients are open");
-    cr_assert_eq(fdutil_count_open_pid(s.pid), idle_fds, "parent fds with 20 children");
+    cr_assert(proc_wait_children(s->pid, 20, 2000), "20 children while 20 clients are open");
+    cr_assert_eq(fdutil_count_open_pid(s->pid), idle_fds, "parent fds with 20 children");
     for (int i = 0; i < 20; i++)
         close(fds[i]);
     int all = 0, zombies = 0;
     uint64_t deadline = now_ms() + 3000;
     do {
-        all = children_any(s.pid, &zombies);
+        all = children_any(s->pid, &zombies);
         if (all == 0)
             break;
         usleep(10000);
     } while (now_ms() < deadline);
     cr_assert_eq(all, 0, "%d children left, %d of them zombies", all, zombies);
-    stop_model(&s, mc);
+    stop_model(s, mc);
 }
