@@ -103,6 +103,13 @@ valgrind: deps-test
 	    $(BUILD)/unit-tests --jobs 1 --timeout 300 --filter '$(VALGRIND_FILTER)'
 VALGRIND_FILTER ?= core/*
 
+# Reliability soak: the scenarios of tests/test_reliability*.c in their full
+# form, one at a time, and the report bench/results/<date>/reliability.md
+# (bench/soak.sh). Bounded: it stops on its own within SOAK_TIMEOUT seconds.
+soak: deps-test
+	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/handoff-bench $(BUILD)/unit-tests
+	BUILD=$(BUILD) bench/soak.sh
+
 # ---- control-channel fuzzing ----------------------------------------------
 # libFuzzer over what a process reads from its control channel
 # (tests/fuzz/fuzz_ctl.c): ctl_check on arbitrary bytes, and ctl_recv ->
@@ -124,7 +131,9 @@ fuzz-ctl:
 	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/ctl-fuzz
 	@mkdir -p $(FUZZ_BUILD)/ctl-corpus
 	$(FUZZ_BUILD)/ctl-fuzz -runs=$(FUZZ_CTL_RUNS) -max_len=1024 -print_final_stats=1 \
-	    -artifact_prefix=$(FUZZ_BUILD)/ctl- $(FUZZ_BUILD)/ctl-corpus tests/fuzz/ctl
+	    -artifact_prefix=$(FUZZ_BUILD)/ctl- $(FUZZ_BUILD)/ctl-corpus tests/fuzz/ctl \
+	    >$(FUZZ_BUILD)/ctl-fuzz.log 2>&1 || { tail -n 40 $(FUZZ_BUILD)/ctl-fuzz.log; exit 1; }
+	@grep -E '^Done|^stat::' $(FUZZ_BUILD)/ctl-fuzz.log
 
 install: $(BUILD)/handoffd
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR)
@@ -151,4 +160,4 @@ docker:
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
-.PHONY: all deps deps-test run test valgrind fuzz-ctl install clean
+.PHONY: all deps deps-test run test valgrind soak fuzz-ctl install clean
