@@ -30,13 +30,6 @@ static void skip_under_checker(void)
         cr_skip_test("timing-sensitive; skipped under a checker");
 }
 
-/* Children of the master, waiting up to 5 s for exactly N. */
-static int workers_of(const struct server *s, pid_t *kids, int n)
-{
-    cr_assert(proc_wait_children(s->pid, n, 5000), "not %d workers", n);
-    return proc_children(s->pid, kids, n);
-}
-
 /* Client sockets the workers hold: every socket but each one's channel. */
 static int served_sockets(const struct server *s, int nworkers)
 {
@@ -63,13 +56,6 @@ static long fds_left_over(const struct server *s, int nworkers, int master0, int
             break;
     }
     return extra;
-}
-
-static void stop_clean(struct server *s)
-{
-    int st;
-    cr_assert_eq(server_stop(s, SIGTERM, 20000, &st), 0, "no clean exit (log %s)", s->log_path);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
 }
 
 /* ---- workers SIGKILLed under load ------------------------------------------ */
@@ -379,23 +365,6 @@ static void clients_close(int *fds, int n)
         }
 }
 
-/* CPU seconds the master and its workers use over MS milliseconds. */
-static double server_cpu_over(const struct server *s, int ms)
-{
-    pid_t p[16];
-    int n = proc_children(s->pid, p + 1, 15) + 1;
-    p[0] = s->pid;
-    double before[16], used = 0;
-    for (int i = 0; i < n; i++)
-        before[i] = proc_cpu_s(p[i]);
-    usleep((useconds_t)ms * 1000u);
-    for (int i = 0; i < n; i++) {
-        double d = proc_cpu_s(p[i]) - before[i];
-        used = d > used ? d : used;
-    }
-    return used;
-}
-
 /* An echo or whoami round trip on a new connection succeeds within 5 s. */
 static bool serves_again(int port)
 {
@@ -519,49 +488,15 @@ Test(reliability, fd_exhaustion_degrades_without_spinning_and_recovers)
 
 /* ---- clients that send and never read ----------------------------------------- */
 
-/* Connect with small socket buffers, so the kernel holds little and what
- * the server buffers shows in its RSS. */
-static int connect_small_buffers(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int rcv = 4096, snd = 8192;
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
-    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-    return fd;
-}
-
 static unsigned char pattern_byte(int conn, uint64_t i)
 {
     return (unsigned char)((i * 131 + (uint64_t)conn * 7) >> 3);
 }
 
-/* Each of N connections sends until the server stops taking bytes (no
- * progress on any of them for 500 ms, at most 20 s); SENT gets the bytes. */
-static void send_until_stalled(const int *fds, int n, uint64_t *sent)
+static void echo_fill(int conn, uint64_t off, unsigned char *buf, size_t len)
 {
-    static unsigned char chunk[65536];
-    uint64_t last_progress = now_ms(), deadline = now_ms() + 20000;
-    while (now_ms() - last_progress < 500 && now_ms() < deadline) {
-        struct pollfd p[64];
-        for (int i = 0; i < n; i++)
-            p[i] = (struct pollfd){ .fd = fds[i], .events = POLLOUT };
-        if (poll(p, (nfds_t)n, 100) <= 0)
-            continue;
-        for (int i = 0; i < n; i++) {
-            if (!(p[i].revents & POLLOUT))
-                continue;
-            for (size_t k = 0; k < sizeof(chunk); k++)
-                chunk[k] = pattern_byte(i, sent[i] + k);
-            ssize_t w = send(fds[i], chunk, sizeof(chunk), MSG_DONTWAIT | MSG_NOSIGNAL);
-            if (w > 0) {
-                sent[i] += (uint64_t)w;
-                last_progress = now_ms();
-            }
-        }
-    }
+    for (size_t k = 0; k < len; k++)
+        buf[k] = pattern_byte(conn, off + k);
 }
 
 /* Every byte sent comes back, in order, then the server closes. */
@@ -617,7 +552,7 @@ static double stalled_echo_kib(const char *max_output, int n, uint64_t *sent_tot
     cr_assert(n <= 64);
     for (int i = 0; i < n; i++)
         fds[i] = connect_small_buffers(s.port);
-    send_until_stalled(fds, n, sent);
+    send_until_stalled(fds, n, sent, echo_fill);
     long rss1 = proc_rss_kib(w);
     *cpu = server_cpu_over(&s, 1000);
     *sent_total = 0;

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "harness.h"
+
 /* Whether this is the full (soak) form. */
 bool soak_full(void);
 /* SHORT_V under make test, FULL_V under make soak. */
@@ -32,19 +34,27 @@ struct soak_row {
 /* Append ROW to $HANDOFF_SOAK_REPORT (tab-separated); no-op without it. */
 void soak_report(const struct soak_row *row);
 
-/* handoff-bench running in the background; its stdout (the --json line)
- * and stderr go to temporary files. */
+/* A load generator (handoff-bench, wrk) running in the background; its
+ * stdout and stderr go to temporary files. */
 struct bench_job {
     pid_t pid;           /* the tool, until finished */
+    int status;          /* its wait status, once reaped */
+    bool reaped;         /* it has exited and been waited for */
     char out_path[64];   /* its stdout */
     char err_path[64];   /* its stderr */
 };
-/* Start $HANDOFF_BENCH (default: handoff-bench beside $HANDOFFD) with ARGS
- * (NULL-terminated, without argv[0]). Returns 0 or -1. */
+/* Start TOOL (looked up in $PATH) with ARGS (NULL-terminated, without
+ * argv[0]). Returns 0 or -1. */
+int job_start(struct bench_job *j, const char *tool, const char *const *args);
+/* Start $HANDOFF_BENCH (default: handoff-bench beside $HANDOFFD). */
 int bench_job_start(struct bench_job *j, const char *const *args);
+/* Whether the tool has exited (reaps it). */
+bool job_done(struct bench_job *j);
 /* Wait up to TIMEOUT_MS (then SIGKILL) and read its stdout into OUT.
  * Returns its exit status, or -1 if it did not exit by itself. */
 int bench_job_finish(struct bench_job *j, int timeout_ms, char *out, size_t len);
+/* wrk --latency's 99th percentile in ms from its output, or -1. */
+double wrk_p99_ms(const char *out);
 /* A number in the bench's JSON: KEY inside object SECTION (NULL: top
  * level). Returns -1 when absent. */
 double json_num(const char *json, const char *section, const char *key);
@@ -58,5 +68,23 @@ double proc_cpu_s(pid_t pid);
 /* Sum of N in every "PREFIX<N>" of the server log at PATH (e.g. the
  * master's "... with N connections"); COUNT gets the number of matches. */
 long log_sum_after(const char *path, const char *prefix, int *count);
+
+
+/* The master's N workers (waiting up to 5 s for exactly N), into KIDS. */
+int workers_of(const struct server *s, pid_t *kids, int n);
+/* SIGTERM; the server must exit 0 within 20 s with no sanitizer report. */
+void stop_clean(struct server *s);
+/* The most CPU seconds any one server process uses over MS milliseconds. */
+double server_cpu_over(const struct server *s, int ms);
+/* Connect to 127.0.0.1:PORT with small socket buffers (4 KiB receive,
+ * 8 KiB send), so the kernel holds little of what a stalled stream sends
+ * and what the server buffers shows in its RSS. */
+int connect_small_buffers(int port);
+/* Bytes OFF.. of connection CONN's stream, into BUF. */
+typedef void (*stream_fill_fn)(int conn, uint64_t off, unsigned char *buf, size_t len);
+/* Each of N (at most 64) connections sends its stream until the server
+ * stops taking bytes (no progress on any for 500 ms; at most 20 s); SENT
+ * gets each one's byte count. */
+void send_until_stalled(const int *fds, int n, uint64_t *sent, stream_fill_fn fill);
 
 #endif

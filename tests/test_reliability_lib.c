@@ -1,12 +1,18 @@
 /* test_reliability_lib: see test_reliability.h. */
 #include "test_reliability.h"
 
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,7 +78,7 @@ static void bench_tool(char *path, size_t len)
         snprintf(path, len, "build/handoff-bench");
 }
 
-int bench_job_start(struct bench_job *j, const char *const *args)
+int job_start(struct bench_job *j, const char *tool, const char *const *args)
 {
     memset(j, 0, sizeof(*j));
     snprintf(j->out_path, sizeof(j->out_path), "/tmp/handoff-soak-out-XXXXXX");
@@ -81,8 +87,6 @@ int bench_job_start(struct bench_job *j, const char *const *args)
     int err = mkstemp(j->err_path);
     if (out < 0 || err < 0)
         goto fail;
-    static char tool[4096];
-    bench_tool(tool, sizeof(tool));
     const char *argv[48] = { tool };
     size_t n = 1;
     for (size_t i = 0; args[i] != NULL && n < 47; i++)
@@ -95,7 +99,7 @@ int bench_job_start(struct bench_job *j, const char *const *args)
         dup2(out, STDOUT_FILENO);
         dup2(err, STDERR_FILENO);
         close_range(3, ~0U, 0);
-        execv(argv[0], (char *const *)argv);
+        execvp(argv[0], (char *const *)argv);
         _exit(127);
     }
     close(out);
@@ -109,18 +113,31 @@ fail:
     return -1;
 }
 
+int bench_job_start(struct bench_job *j, const char *const *args)
+{
+    static char tool[4096];
+    bench_tool(tool, sizeof(tool));
+    return job_start(j, tool, args);
+}
+
+bool job_done(struct bench_job *j)
+{
+    if (!j->reaped && waitpid(j->pid, &j->status, WNOHANG) == j->pid)
+        j->reaped = true;
+    return j->reaped;
+}
+
 int bench_job_finish(struct bench_job *j, int timeout_ms, char *out, size_t len)
 {
-    int st = 0, rc = -1;
+    int rc = -1;
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-    pid_t w = 0;
-    while ((w = waitpid(j->pid, &st, WNOHANG)) == 0 && now_ms() < deadline)
+    while (!job_done(j) && now_ms() < deadline)
         usleep(20000);
-    if (w == 0) {
+    if (!j->reaped) {
         kill(j->pid, SIGKILL);
-        waitpid(j->pid, &st, 0);
-    } else if (WIFEXITED(st)) {
-        rc = WEXITSTATUS(st);
+        waitpid(j->pid, &j->status, 0);
+    } else if (WIFEXITED(j->status)) {
+        rc = WEXITSTATUS(j->status);
     }
     out[0] = '\0';
     int fd = open(j->out_path, O_RDONLY | O_CLOEXEC);
@@ -133,6 +150,26 @@ int bench_job_finish(struct bench_job *j, int timeout_ms, char *out, size_t len)
     unlink(j->err_path);
     j->pid = 0;
     return rc;
+}
+
+double wrk_p99_ms(const char *out)
+{
+    const char *p = strstr(out, "Latency Distribution");
+    if (p == NULL || (p = strstr(p, "99%")) == NULL)
+        return -1;
+    char unit[8] = "";
+    double v;
+    if (sscanf(p + 3, " %lf%7[a-z]", &v, unit) != 2)
+        return -1;
+    if (strcmp(unit, "us") == 0)
+        return v / 1000;
+    if (strcmp(unit, "ms") == 0)
+        return v;
+    if (strcmp(unit, "s") == 0)
+        return v * 1000;
+    if (strcmp(unit, "m") == 0)
+        return v * 60000;
+    return -1;
 }
 
 double json_num(const char *json, const char *section, const char *key)
@@ -224,4 +261,71 @@ long log_sum_after(const char *path, const char *prefix, int *count)
     }
     fclose(f);
     return sum;
+}
+
+/* ---- servers and clients ------------------------------------------------------ */
+
+int workers_of(const struct server *s, pid_t *kids, int n)
+{
+    cr_assert(proc_wait_children(s->pid, n, 5000), "not %d workers", n);
+    return proc_children(s->pid, kids, n);
+}
+
+void stop_clean(struct server *s)
+{
+    int st;
+    cr_assert_eq(server_stop(s, SIGTERM, 20000, &st), 0, "no clean exit (log %s)", s->log_path);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+}
+
+double server_cpu_over(const struct server *s, int ms)
+{
+    pid_t p[16];
+    int n = proc_children(s->pid, p + 1, 15) + 1;
+    p[0] = s->pid;
+    double before[16], used = 0;
+    for (int i = 0; i < n; i++)
+        before[i] = proc_cpu_s(p[i]);
+    usleep((useconds_t)ms * 1000u);
+    for (int i = 0; i < n; i++) {
+        double d = proc_cpu_s(p[i]) - before[i];
+        used = d > used ? d : used;
+    }
+    return used;
+}
+
+int connect_small_buffers(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int rcv = 4096, snd = 8192;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+    struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    cr_assert_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+    return fd;
+}
+
+void send_until_stalled(const int *fds, int n, uint64_t *sent, stream_fill_fn fill)
+{
+    static unsigned char chunk[65536];
+    uint64_t last_progress = now_ms(), deadline = now_ms() + 20000;
+    cr_assert(n <= 64);
+    while (now_ms() - last_progress < 500 && now_ms() < deadline) {
+        struct pollfd p[64];
+        for (int i = 0; i < n; i++)
+            p[i] = (struct pollfd){ .fd = fds[i], .events = POLLOUT };
+        if (poll(p, (nfds_t)n, 100) <= 0)
+            continue;
+        for (int i = 0; i < n; i++) {
+            if (!(p[i].revents & POLLOUT))
+                continue;
+            fill(i, sent[i], chunk, sizeof(chunk));
+            ssize_t w = send(fds[i], chunk, sizeof(chunk), MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w > 0) {
+                sent[i] += (uint64_t)w;
+                last_progress = now_ms();
+            }
+        }
+    }
 }
