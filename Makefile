@@ -20,7 +20,7 @@ CPPFLAGS_ALL = -Icommon -Iserver -Ibench $(SYSTEMD_CFLAGS) $(CPPFLAGS)
 OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(CFLAGS)
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LIBS    = -levent_core -levent_extra -lhttp_parser $(SYSTEMD_LIBS)
+LIBS    = -levent_core -levent_extra -lhttp_parser -linih $(SYSTEMD_LIBS)
 
 COMMON_SRC = $(wildcard common/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))

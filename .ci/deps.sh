@@ -5,7 +5,7 @@
 set -eu
 
 purpose=${1:-build}
-pkgs="gcc make pkg-config libc6-dev libevent-dev libhttp-parser-dev libsystemd-dev"
+pkgs="gcc make pkg-config libc6-dev libevent-dev libhttp-parser-dev libsystemd-dev libinih-dev"
 case "$purpose" in
     build) ;;
     test)  pkgs="$pkgs libcriterion-dev" ;;
