@@ -18,6 +18,8 @@
 #endif
 
 #define DEFAULT_LISTEN "[::]:8080"
+/* Loopback only: the admin pages show client addresses. */
+#define DEFAULT_ADMIN "127.0.0.1:9090"
 /* fds a worker keeps for itself (channel, epoll, log, signal pipe, ...). */
 #define FD_RESERVE 64
 
@@ -51,6 +53,11 @@ static void usage(FILE *out)
 "  --accept-pause-ms N      listener pause after EMFILE/ENFILE (default 100)\n"
 "  --log-file FILE          log here instead of stderr\n"
 "  --log-level LEVEL        error, warn, info, debug (default info)\n"
+"  --admin ADDR|off         status/metrics HTTP listener, same notation as --listen\n"
+"                           (default " DEFAULT_ADMIN "; port 0 picks one)\n"
+"  --admin-timeout SECONDS  admin request read/write timeout, 1-3600 (default 5)\n"
+"  --status-conns-per-worker N  live connections listed per worker on /status,\n"
+"                           0-65536 (default 1024; 56 bytes of shared memory each)\n"
 "  --help, --version\n",
             proto_names(), FD_RESERVE, 64);
 }
@@ -97,6 +104,7 @@ enum {
     OPT_DRAIN, OPT_MAX_CONNS, OPT_MAX_CHILDREN, OPT_MAX_BATCH, OPT_MAX_QUEUED,
     OPT_MAX_OUTPUT, OPT_UNP_MAX, OPT_ACCEPT_PAUSE, OPT_LOG_FILE, OPT_LOG_LEVEL,
     OPT_HELP, OPT_VERSION,
+    OPT_ADMIN, OPT_ADMIN_TIMEOUT, OPT_STATUS_CONNS,
 };
 
 static const struct option long_opts[] = {
@@ -118,6 +126,9 @@ static const struct option long_opts[] = {
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
+    { "admin", required_argument, NULL, OPT_ADMIN },
+    { "admin-timeout", required_argument, NULL, OPT_ADMIN_TIMEOUT },
+    { "status-conns-per-worker", required_argument, NULL, OPT_STATUS_CONNS },
     { NULL, 0, NULL, 0 },
 };
 
@@ -140,6 +151,9 @@ static void config_defaults(struct config *cfg)
     cfg->unp_max_bytes = 1ull << 30;
     cfg->accept_pause_ms = 100;
     cfg->log_level = LOG_INFO;
+    cfg->admin_enabled = addr_parse_listen(DEFAULT_ADMIN, &cfg->admin, NULL, 0) == 0;
+    cfg->admin_timeout = 5;
+    cfg->status_conns = 1024;
 }
 
 enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
@@ -262,6 +276,27 @@ enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err
             cfg->log_level = i;
             break;
         }
+        case OPT_ADMIN: {
+            char why[256];
+            cfg->admin_explicit = true;
+            cfg->admin_enabled = strcmp(optarg, "off") != 0;
+            if (cfg->admin_enabled &&
+                addr_parse_listen(optarg, &cfg->admin, why, sizeof(why)) < 0) {
+                snprintf(err, errlen, "--admin: %s (or 'off')", why);
+                return CONFIG_ERROR;
+            }
+            break;
+        }
+        case OPT_ADMIN_TIMEOUT:
+            if (parse_long("admin-timeout", optarg, 1, 3600, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->admin_timeout = (int)v;
+            break;
+        case OPT_STATUS_CONNS:
+            if (parse_long("status-conns-per-worker", optarg, 0, 65536, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->status_conns = (int)v;
+            break;
         case OPT_HELP:
             usage(stdout);
             return CONFIG_EXIT_OK;

@@ -22,6 +22,7 @@ struct conn {
     int fd;                    /* the socket, for addresses; closed by bev */
     bool closing;              /* flushing output, then closing */
     bool read_paused;          /* output above the high watermark */
+    int sb_row;                /* scoreboard row listing it, -1 if unlisted */
     _Alignas(16) unsigned char state[]; /* proto->state_size bytes */
 };
 

@@ -27,12 +27,14 @@
 #include <event2/listener.h>
 
 #include "addr.h"
+#include "admin.h"
 #include "ctl.h"
 #include "dispatch.h"
 #include "child.h"
 #include "log.h"
 #include "net.h"
 #include "proto.h"
+#include "scoreboard.h"
 #include "worker.h"
 
 enum slot_state { SLOT_EMPTY = 0, SLOT_STARTING, SLOT_RUNNING, SLOT_DRAINING };
@@ -61,6 +63,7 @@ struct master {
     const struct config *cfg;
     struct event_base *base;
     struct evconnlistener *lev;   /* owns the listening socket */
+    struct admin *admin;          /* --admin listener; NULL when off */
     int listen_fd;                /* same socket, for getsockname */
     struct slot *slots;
     int nslots;
@@ -133,10 +136,12 @@ static void master_listener_update(struct master *m)
         evconnlistener_disable(m->lev);
         if (!m->stopping && !m->paused_fds && m->announced) {
             m->full_pauses++;
+            scoreboard_count(SCOREBOARD_FULL_PAUSES, 1);
             log_info("all workers at capacity: listener paused");
         }
     }
     m->listening = want;
+    scoreboard_listener_paused(!want);
 }
 
 static void slot_queue_push(struct slot *s, int fd, uint64_t stamp, size_t cap)
@@ -154,6 +159,7 @@ static void master_place(struct master *m, int fd, uint64_t stamp)
     if (k < 0) {
         close(fd);
         m->refused++;
+        scoreboard_count(SCOREBOARD_REFUSED, 1);
         return;
     }
     struct slot *s = &m->slots[k];
@@ -177,6 +183,7 @@ static void slot_close_queue(struct master *m, struct slot *s, bool redispatch)
         else {
             close(fd);
             m->refused++;
+            scoreboard_count(SCOREBOARD_REFUSED, 1);
         }
     }
 }
@@ -199,6 +206,7 @@ static void slot_send_drain(struct master *m, struct slot *s)
     }
     s->drain_pending = false;
     s->state = SLOT_DRAINING;
+    scoreboard_slot_set(s->index, s->pid, SCOREBOARD_DRAINING);
 }
 
 /* Send queued fds in batches of up to --max-batch per message. */
@@ -238,6 +246,7 @@ static void slot_flush(struct master *m, struct slot *s)
         s->live += n;
         s->total += n;
         m->handed += n;
+        scoreboard_count(SCOREBOARD_HANDED, n);
     }
     if (s->q_len == 0 && s->drain_pending && slot_alive(s))
         slot_send_drain(m, s);
@@ -271,6 +280,7 @@ static void master_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     (void)sa;
     (void)salen;
     m->accepted++;
+    scoreboard_count(SCOREBOARD_ACCEPTED, 1);
     master_place(m, fd, ctl_now_ns());
     if (!master_has_capacity(m))
         master_listener_update(m);
@@ -295,6 +305,7 @@ static void master_accept_error_cb(struct evconnlistener *lev, void *arg)
          * spin. Pause, let connections close, try again. */
         if (!m->paused_fds) {
             m->emfile_pauses++;
+            scoreboard_count(SCOREBOARD_EMFILE_PAUSES, 1);
             log_warn("accept4: %s; pausing the listener for %d ms", strerror(err),
                      m->cfg->accept_pause_ms);
         }
@@ -316,6 +327,7 @@ static void master_announce(struct master *m)
     if (getsockname(m->listen_fd, (struct sockaddr *)&ss, &sl) < 0 ||
         addr_format_listen((struct sockaddr *)&ss, where, sizeof(where)) < 0)
         snprintf(where, sizeof(where), "{?, *:*}");
+    admin_announce(m->admin); /* before the readiness line tests wait for */
     fprintf(stderr, "handoffd: listening %s model=%s workers=%d protocol=%s pid=%d\n", where,
             config_model_name(m->cfg->model), m->nslots, m->cfg->proto->name, (int)getpid());
     fflush(stderr);
@@ -354,12 +366,16 @@ static void slot_chan_cb(evutil_socket_t fd, short what, void *arg)
         case CTL_READY:
             if (s->state == SLOT_STARTING)
                 s->state = SLOT_RUNNING;
+            scoreboard_slot_set(s->index, s->pid, s->state == SLOT_RUNNING ? SCOREBOARD_RUNNING
+                                                                           : SCOREBOARD_DRAINING);
             break;
         case CTL_CLOSED: {
             uint64_t n = msg.hdr.count < s->live ? msg.hdr.count : s->live;
             s->live -= n;
             m->closed += msg.hdr.count;
             m->refused += msg.hdr.aux;
+            scoreboard_count(SCOREBOARD_CLOSED, msg.hdr.count);
+            scoreboard_count(SCOREBOARD_REFUSED, msg.hdr.aux);
             break;
         }
         default:
@@ -429,9 +445,11 @@ static void slot_exited(struct master *m, struct slot *s, int status)
                      WEXITSTATUS(status));
     }
     m->lost += s->live;
+    scoreboard_count(SCOREBOARD_LOST, s->live);
     s->live = 0;
     s->pid = 0;
     s->state = SLOT_EMPTY;
+    scoreboard_slot_set(s->index, 0, SCOREBOARD_EMPTY);
     s->drain_pending = false;
     slot_release(s);
     /* Fds accepted for this worker but never sent go to another one. */
@@ -580,6 +598,7 @@ static int slot_spawn(struct master *m, struct slot *s)
     s->chan = sv[0];
     s->pid = pid;
     s->state = SLOT_STARTING;
+    scoreboard_slot_set(s->index, pid, SCOREBOARD_STARTING);
     s->started_ns = ctl_now_ns();
     s->chan_ev = event_new(m->base, s->chan, EV_READ | EV_PERSIST, slot_chan_cb, s);
     s->send_ev = event_new(m->base, s->chan, EV_WRITE, slot_send_cb, s);
@@ -606,6 +625,7 @@ static void master_free(struct master *m)
     free(m->slots);
     free(m->load_scratch);
     free(m->elig_scratch);
+    admin_free(m->admin);
     if (m->lev != NULL)
         evconnlistener_free(m->lev);
     for (size_t i = 0; i < sizeof(m->sig_ev) / sizeof(m->sig_ev[0]); i++)
@@ -690,6 +710,8 @@ int master_run(const struct config *cfg)
             goto out;
         }
     }
+    if (admin_start(&m.admin, m.base, cfg, m.listen_fd) < 0)
+        goto out;
     for (int i = 0; i < m.nslots; i++)
         if (slot_spawn(&m, &m.slots[i]) < 0)
             goto out;
