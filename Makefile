@@ -15,6 +15,8 @@ OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(CFLAGS)
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LIBS    = -levent_core -levent_extra -lhttp_parser
+# jansson parses /status JSON in tests only; the server does not link it.
+TEST_LIBS = -lcriterion -ljansson
 
 COMMON_SRC = $(wildcard common/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))
@@ -34,7 +36,7 @@ $(BUILD)/handoffd: $(call objs,$(BUILD),server/main.c $(SERVER_SRC) $(COMMON_SRC
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(LDFLAGS)
 
 $(BUILD)/unit-tests: $(call objs,$(BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC))
-	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(TEST_LIBS) $(LDFLAGS)
 
 # ---- sanitizer build ------------------------------------------------------
 $(ASAN_BUILD)/obj/%.o: %.c
@@ -45,7 +47,7 @@ $(ASAN_BUILD)/handoffd: $(call objs,$(ASAN_BUILD),server/main.c $(SERVER_SRC) $(
 	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(LDFLAGS)
 
 $(ASAN_BUILD)/unit-tests: $(call objs,$(ASAN_BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC))
-	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
+	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(TEST_LIBS) $(LDFLAGS)
 
 -include $(shell find $(BUILD) $(ASAN_BUILD) -name '*.d' 2>/dev/null)
 
