@@ -677,7 +677,7 @@ static int run_to_exit(const char *const *args, char *err, size_t errlen)
     cr_assert(pid >= 0);
     if (pid == 0) {
         dup2(pfd[1], STDERR_FILENO);
-        close(pfd[0]);
+        close_range(3, ~0U, 0); /* the server inherits only stdio */
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
