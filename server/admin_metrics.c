@@ -5,6 +5,7 @@
  * Worker figures are summed over slots; cumulative ones survive restarts
  * because a respawned worker continues its slot's counters. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -22,6 +23,18 @@ static void metrics_counter(struct admin_page *p, const char *name, const char *
 {
     metrics_family(p, name, "counter", help);
     admin_page_printf(p, "%s %" PRIu64 "\n", name, v);
+}
+
+/* NAME{worker="K"} for every slot: the uint64_t at OFFSET in its view. */
+static void metrics_per_worker(struct admin_page *p, const char *name, size_t offset)
+{
+    for (int i = 0; i < scoreboard_slots(); i++) {
+        struct scoreboard_slot_view v;
+        uint64_t x;
+        scoreboard_read_slot(i, &v);
+        memcpy(&x, (const char *)&v + offset, sizeof(x));
+        admin_page_printf(p, "%s{worker=\"%d\"} %" PRIu64 "\n", name, i, x);
+    }
 }
 
 void admin_metrics(struct admin_page *p)
@@ -78,20 +91,12 @@ void admin_metrics(struct admin_page *p)
 
     metrics_family(p, "handoff_worker_restarts_total", "counter",
                    "Worker processes started in a slot after its first.");
-    for (int i = 0; i < nslots; i++) {
-        struct scoreboard_slot_view v;
-        scoreboard_read_slot(i, &v);
-        admin_page_printf(p, "handoff_worker_restarts_total{worker=\"%d\"} %" PRIu64 "\n", i,
-                          v.restarts);
-    }
+    metrics_per_worker(p, "handoff_worker_restarts_total",
+                       offsetof(struct scoreboard_slot_view, restarts));
     metrics_family(p, "handoff_worker_live_connections", "gauge",
                    "Connections open in each worker.");
-    for (int i = 0; i < nslots; i++) {
-        struct scoreboard_slot_view v;
-        scoreboard_read_slot(i, &v);
-        admin_page_printf(p, "handoff_worker_live_connections{worker=\"%d\"} %" PRIu64 "\n", i,
-                          v.live);
-    }
+    metrics_per_worker(p, "handoff_worker_live_connections",
+                       offsetof(struct scoreboard_slot_view, live));
     metrics_family(p, "handoff_workers_running", "gauge", "Workers in the running state.");
     admin_page_printf(p, "handoff_workers_running %" PRIu64 "\n", running);
 
