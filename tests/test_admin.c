@@ -22,6 +22,22 @@
 
 #define NCLIENTS 10
 
+/* The server this test started. A failed assertion leaves the test body
+ * early; the suite's fini then kills the server so no master outlives the
+ * test (its workers exit when their channel closes). */
+static pid_t started_pid;
+
+static void admin_teardown(void)
+{
+    if (started_pid > 0 && waitpid(started_pid, NULL, WNOHANG) == 0) {
+        kill(started_pid, SIGKILL);
+        waitpid(started_pid, NULL, 0);
+    }
+    started_pid = 0;
+}
+
+TestSuite(admin, .fini = admin_teardown);
+
 /* ---- helpers ---------------------------------------------------------------- */
 
 /* The whole server log (NUL-terminated, static buffer). */
@@ -290,6 +306,7 @@ static int start_with_admin(struct server *s, const char *const *args)
     all[n] = NULL;
     if (server_start(s, all) < 0)
         return -1;
+    started_pid = s->pid;
     return admin_port(s);
 }
 
@@ -656,6 +673,7 @@ Test(admin, off_means_no_admin_listener, .timeout = 30)
     struct server s;
     const char *args[] = { "--listen", "0", "--workers", "1", "--admin", "off", NULL };
     cr_assert_eq(server_start(&s, args), 0);
+    started_pid = s.pid;
     cr_assert(strstr(server_log(&s), "handoffd: admin") == NULL, "%s", server_log(&s));
     cr_assert_eq(count_listeners(s.pid), 1);
     stop(&s);
