@@ -257,7 +257,10 @@ int admin_start(struct admin **out, struct event_base *base, const struct config
     evhttp_set_max_headers_size(a->http, ADMIN_MAX_HEADERS);
     evhttp_set_max_body_size(a->http, ADMIN_MAX_BODY);
     /* Let every method reach admin_request_cb, which answers 405 with Allow. */
-    evhttp_set_allowed_methods(a->http, 0x1ff);
+    evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(a->http, admin_request_cb, a);
     a->lev = evconnlistener_new(base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                                 0, fd);
