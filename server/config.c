@@ -20,6 +20,8 @@
 #endif
 
 #define DEFAULT_LISTEN "[::]:8080"
+/* Loopback only: the admin pages show client addresses. */
+#define DEFAULT_ADMIN "127.0.0.1:9090"
 /* fds a worker keeps for itself (channel, epoll, log, signal pipe, ...). */
 #define FD_RESERVE 64
 
@@ -61,6 +63,11 @@ static void usage(FILE *out)
 "  --proxy-protocol         every connection starts with a PROXY v1/v2 header (from a\n"
 "                           balancer); its addresses replace the socket's\n"
 "  --proxy-timeout SECONDS  time a connection gets to send that header (default 5)\n"
+"  --admin ADDR|off         status/metrics HTTP listener, same notation as --listen\n"
+"                           (default " DEFAULT_ADMIN "; port 0 picks one)\n"
+"  --admin-timeout SECONDS  admin request read/write timeout, 1-3600 (default 5)\n"
+"  --status-conns-per-worker N  live connections listed per worker on /status,\n"
+"                           0-65536 (default 1024; 56 bytes of shared memory each)\n"
 "  --help, --version\n",
             proto_names(), FD_RESERVE, 64);
 }
@@ -108,6 +115,7 @@ enum {
     OPT_MAX_OUTPUT, OPT_UNP_MAX, OPT_ACCEPT_PAUSE, OPT_LOG_FILE, OPT_LOG_LEVEL,
     OPT_HELP, OPT_VERSION, OPT_PROXY, OPT_PROXY_TIMEOUT, OPT_CONFIG, OPT_CHECK_CONFIG,
     OPT_PID_FILE, OPT_USER,
+    OPT_ADMIN, OPT_ADMIN_TIMEOUT, OPT_STATUS_CONNS,
 };
 
 static const struct option long_opts[] = {
@@ -135,6 +143,9 @@ static const struct option long_opts[] = {
     { "user", required_argument, NULL, OPT_USER },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
+    { "admin", required_argument, NULL, OPT_ADMIN },
+    { "admin-timeout", required_argument, NULL, OPT_ADMIN_TIMEOUT },
+    { "status-conns-per-worker", required_argument, NULL, OPT_STATUS_CONNS },
     { NULL, 0, NULL, 0 },
 };
 
@@ -158,6 +169,9 @@ static void config_defaults(struct config *cfg)
     cfg->accept_pause_ms = 100;
     cfg->log_level = LOG_INFO;
     cfg->proxy_timeout = 5;
+    cfg->admin_enabled = addr_parse_listen(DEFAULT_ADMIN, &cfg->admin, NULL, 0) == 0;
+    cfg->admin_timeout = 5;
+    cfg->status_conns = 1024;
 }
 
 /* Apply options from ARGV (the command line, or a config file turned into
@@ -312,6 +326,27 @@ static enum config_rc config_apply(struct config *cfg, int argc, char **argv, ch
                 return CONFIG_ERROR;
             }
             snprintf(cfg->user, sizeof(cfg->user), "%s", optarg);
+            break;
+        case OPT_ADMIN: {
+            char why[256];
+            cfg->admin_explicit = true;
+            cfg->admin_enabled = strcmp(optarg, "off") != 0;
+            if (cfg->admin_enabled &&
+                addr_parse_listen(optarg, &cfg->admin, why, sizeof(why)) < 0) {
+                snprintf(err, errlen, "--admin: %s (or 'off')", why);
+                return CONFIG_ERROR;
+            }
+            break;
+        }
+        case OPT_ADMIN_TIMEOUT:
+            if (parse_long("admin-timeout", optarg, 1, 3600, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->admin_timeout = (int)v;
+            break;
+        case OPT_STATUS_CONNS:
+            if (parse_long("status-conns-per-worker", optarg, 0, 65536, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->status_conns = (int)v;
             break;
         case OPT_HELP:
             usage(stdout);

@@ -49,6 +49,12 @@ struct config {
     gid_t gid;
     int argc;                     /* the command line, kept for reloads */
     char **argv;
+    /* --admin: the status/metrics HTTP listener (server/admin.c) */
+    bool admin_enabled;           /* --admin is not "off" */
+    bool admin_explicit;          /* --admin given: failing to bind it is fatal */
+    struct addr_listen admin;     /* --admin parsed (default 127.0.0.1:9090) */
+    int admin_timeout;            /* --admin-timeout: seconds per admin request */
+    int status_conns;             /* --status-conns-per-worker: scoreboard rows */
 };
 
 enum config_rc { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = 2 };
