@@ -5,12 +5,12 @@
 set -eu
 
 purpose=${1:-build}
-pkgs="gcc make pkg-config libc6-dev libevent-dev libhttp-parser-dev libsystemd-dev"
+pkgs="gcc make pkg-config libc6-dev libevent-dev libhttp-parser-dev libsystemd-dev libinih-dev"
 case "$purpose" in
     build) ;;
-    test)  pkgs="$pkgs libcriterion-dev" ;;
-    valgrind) pkgs="$pkgs libcriterion-dev valgrind" ;;
-    bench) pkgs="$pkgs libcriterion-dev wrk gnuplot-nox nginx-light" ;;
+    test)  pkgs="$pkgs libcriterion-dev libjansson-dev" ;;
+    valgrind) pkgs="$pkgs libcriterion-dev libjansson-dev valgrind" ;;
+    bench) pkgs="$pkgs libcriterion-dev libjansson-dev wrk gnuplot-nox nginx-light" ;;
     fuzz)  pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
     *) echo "deps.sh: unknown purpose '$purpose' (build, test, valgrind, bench, fuzz)" >&2; exit 2 ;;
 esac
