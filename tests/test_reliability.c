@@ -6,13 +6,10 @@
  * full form in `make soak` (see test_reliability.h). */
 #include <criterion/criterion.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -38,6 +35,17 @@ static int served_sockets(const struct server *s, int nworkers)
     for (int i = 0; i < n; i++)
         total += proc_sockets(kids[i]) - 1;
     return n == nworkers ? total : -1;
+}
+
+/* Wait up to 10 s until the workers hold CONNS client connections; returns
+ * the time that happened. */
+static uint64_t load_held(const struct server *s, int nworkers, int conns)
+{
+    uint64_t t0 = now_ms();
+    while (served_sockets(s, nworkers) < conns && now_ms() - t0 < 10000)
+        usleep(20000);
+    cr_assert_eq(served_sockets(s, nworkers), conns, "load not established");
+    return now_ms();
 }
 
 /* fds held by the master and workers beyond their counts at start-up
@@ -75,18 +83,10 @@ Test(reliability, worker_killed_under_load)
     int master0 = fdutil_count_open_pid(s.pid);
     int worker0 = fdutil_count_open_pid(kids[0]);
 
-    char target[64], secs[16], conns[16];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", s.port);
-    snprintf(secs, sizeof(secs), "%d", (kills * every_ms + 2000) / 1000 + 1);
-    snprintf(conns, sizeof(conns), "%d", CONNS);
-    const char *bargs[] = { "-m", "keepalive", "--proto", "echo", "-c", conns, "-d", secs,
-                            "-t", target, "-T", "5", "--json", "-q", NULL };
+    int secs = (kills * every_ms + 2000) / 1000 + 1;
     struct bench_job job;
-    cr_assert_eq(bench_job_start(&job, bargs), 0);
-    uint64_t t0 = now_ms();
-    while (served_sockets(&s, WORKERS) < CONNS && now_ms() - t0 < 10000)
-        usleep(20000);
-    cr_assert_eq(served_sockets(&s, WORKERS), CONNS, "load not established");
+    load_start(&job, "echo", s.port, CONNS, secs);
+    uint64_t t0 = load_held(&s, WORKERS, CONNS);
 
     /* Each kill: the victim's connections, counted just before, are the
      * only ones that may fail; a replacement must appear within 1 s. */
@@ -125,7 +125,7 @@ Test(reliability, worker_killed_under_load)
     long leaked = fds_left_over(&s, WORKERS, master0, worker0);
 
     struct soak_row row = { .scenario = "worker SIGKILL under load", .fds_leaked = leaked };
-    snprintf(row.load, sizeof(row.load), "%d keepalive echo connections, %d workers, %s s",
+    snprintf(row.load, sizeof(row.load), "%d keepalive echo connections, %d workers, %d s",
              CONNS, WORKERS, secs);
     snprintf(row.faults, sizeof(row.faults),
              "%d x SIGKILL of one worker every %d s; replacement after at most %ld ms", kills,
@@ -165,6 +165,12 @@ Test(reliability, worker_killed_under_load)
 
 /* ---- SIGTERM to the master mid-load ----------------------------------------- */
 
+static void count_bytes(int conn, const unsigned char *b, size_t len, void *arg)
+{
+    (void)b;
+    ((uint64_t *)arg)[conn] += len;
+}
+
 /* Ask each of N unp connections for BYTES, wait until every answer has
  * started, SIGTERM the master, then read the rest. Returns how many
  * answers arrived whole and were followed by a clean close. */
@@ -179,40 +185,20 @@ static int unp_answers_across_sigterm(const struct server *s, int n, size_t byte
         cr_assert(fds[i] >= 0);
         cr_assert_eq(write_all(fds[i], req, (size_t)rl), 0);
     }
-    size_t got[128];
-    static char buf[65536];
+    uint64_t got[128];
     for (int i = 0; i < n; i++) {
-        cr_assert_eq(read_exact(fds[i], buf, 1, 5000), 0, "answer %d did not start", i);
+        char first;
+        cr_assert_eq(read_exact(fds[i], &first, 1, 5000), 0, "answer %d did not start", i);
         got[i] = 1;
     }
     cr_assert_eq(kill(s->pid, SIGTERM), 0);
     /* Read every answer at once, as clients would: each must arrive whole
      * and be followed by a clean close (FIN, not RST). */
-    int whole = 0, open_left = n;
-    uint64_t deadline = now_ms() + 30000;
-    while (open_left > 0 && now_ms() < deadline) {
-        struct pollfd p[128];
-        for (int i = 0; i < n; i++)
-            p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
-        if (poll(p, (nfds_t)n, 500) <= 0)
-            continue;
-        for (int i = 0; i < n; i++) {
-            if (fds[i] < 0 || p[i].revents == 0)
-                continue;
-            ssize_t r = read(fds[i], buf, sizeof(buf));
-            if (r > 0) {
-                got[i] += (size_t)r;
-                continue;
-            }
-            whole += r == 0 && got[i] == bytes;
-            close(fds[i]);
-            fds[i] = -1;
-            open_left--;
-        }
-    }
+    bool clean[128];
+    read_until_closed(fds, n, 30000, count_bytes, got, clean);
+    int whole = 0;
     for (int i = 0; i < n; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
+        whole += clean[i] && got[i] == bytes;
     return whole;
 }
 
@@ -233,18 +219,13 @@ Test(reliability, sigterm_mid_load_finishes_what_is_in_flight)
         const char *args[] = { "--listen", "127.0.0.1:0", "--workers", "2", "--protocol",
                                "echo", "--drain-timeout", "60", NULL };
         cr_assert_eq(server_start(&s, args), 0);
-        char target[64], dur[16], conns[16];
-        snprintf(target, sizeof(target), "127.0.0.1:%d", s.port);
-        snprintf(dur, sizeof(dur), "%d", secs);
-        snprintf(conns, sizeof(conns), "%d", CONNS);
-        const char *bargs[] = { "-m", "keepalive", "--proto", "echo", "-c", conns, "-d", dur,
-                                "-t", target, "-T", "5", "--json", "-q", NULL };
         struct bench_job job;
-        cr_assert_eq(bench_job_start(&job, bargs), 0);
         uint64_t t0 = now_ms();
-        while (served_sockets(&s, 2) < CONNS && now_ms() - t0 < 10000)
-            usleep(20000);
-        usleep((useconds_t)secs * 500000u - (useconds_t)(now_ms() - t0) * 1000u);
+        load_start(&job, "echo", s.port, CONNS, secs);
+        load_held(&s, 2, CONNS);
+        /* SIGTERM halfway through the run. */
+        while (now_ms() - t0 < (uint64_t)secs * 500u)
+            usleep(10000);
         cr_assert_eq(kill(s.pid, SIGTERM), 0);
         usleep(200000);
         int late = tcp_connect(NULL, "127.0.0.1", s.port);
@@ -499,42 +480,23 @@ static void echo_fill(int conn, uint64_t off, unsigned char *buf, size_t len)
         buf[k] = pattern_byte(conn, off + k);
 }
 
-/* Every byte sent comes back, in order, then the server closes. */
-static uint64_t read_back_all(int *fds, int n, const uint64_t *sent)
+/* What the echo has brought back so far. */
+struct echo_check {
+    uint64_t got[64]; /* bytes per connection */
+    uint64_t bad;     /* bytes that differ from what was sent */
+};
+
+static void echo_check_chunk(int conn, const unsigned char *b, size_t len, void *arg)
 {
-    uint64_t bad = 0, got[64] = { 0 };
-    for (int i = 0; i < n; i++)
-        shutdown(fds[i], SHUT_WR);
-    int open_left = n;
-    uint64_t deadline = now_ms() + 30000;
-    static unsigned char buf[65536];
-    while (open_left > 0 && now_ms() < deadline) {
-        struct pollfd p[64];
-        for (int i = 0; i < n; i++)
-            p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
-        if (poll(p, (nfds_t)n, 500) <= 0)
-            continue;
-        for (int i = 0; i < n; i++) {
-            if (fds[i] < 0 || p[i].revents == 0)
-                continue;
-            ssize_t r = read(fds[i], buf, sizeof(buf));
-            for (ssize_t k = 0; k < r; k++)
-                bad += buf[k] != pattern_byte(i, got[i] + (uint64_t)k);
-            if (r > 0) {
-                got[i] += (uint64_t)r;
-                continue;
-            }
-            bad += got[i] != sent[i] ? 1 : 0;
-            close(fds[i]);
-            fds[i] = -1;
-            open_left--;
-        }
-    }
-    cr_assert_eq(open_left, 0, "%d connections not closed after their echo", open_left);
-    return bad;
+    struct echo_check *e = arg;
+    for (size_t k = 0; k < len; k++)
+        e->bad += b[k] != pattern_byte(conn, e->got[conn] + k);
+    e->got[conn] += len;
 }
 
-/* Per stalled connection, how much the worker's RSS grew (KiB). */
+/* The worker's RSS growth per stalled echo connection (KiB), with
+ * --max-output-bytes MAX_OUTPUT; afterwards every byte sent must come back
+ * in order before the server closes. */
 static double stalled_echo_kib(const char *max_output, int n, uint64_t *sent_total, double *cpu)
 {
     struct server s;
@@ -546,53 +508,36 @@ static double stalled_echo_kib(const char *max_output, int n, uint64_t *sent_tot
     /* Warm up the worker's allocator and libevent with a few connections. */
     for (int i = 0; i < 8; i++)
         cr_assert(serves_again(s.port));
-    long rss0 = proc_rss_kib(w);
-    int fds[64];
-    uint64_t sent[64] = { 0 };
-    cr_assert(n <= 64);
-    for (int i = 0; i < n; i++)
-        fds[i] = connect_small_buffers(s.port);
-    send_until_stalled(fds, n, sent, echo_fill);
-    long rss1 = proc_rss_kib(w);
-    *cpu = server_cpu_over(&s, 1000);
+    static struct stall st;
+    stall_measure(&s, &st, n, echo_fill);
+    *cpu = st.cpu_s;
     *sent_total = 0;
+    for (int i = 0; i < n; i++) {
+        *sent_total += st.sent[i];
+        shutdown(st.fds[i], SHUT_WR);
+    }
+    static struct echo_check e;
+    memset(&e, 0, sizeof(e));
+    bool clean[64];
+    cr_assert_eq(read_until_closed(st.fds, n, 30000, echo_check_chunk, &e, clean), 0,
+                 "connections not closed after their echo");
     for (int i = 0; i < n; i++)
-        *sent_total += sent[i];
-    uint64_t bad = read_back_all(fds, n, sent);
-    cr_assert_eq(bad, 0, "echo lost or changed bytes on %llu counts", (unsigned long long)bad);
+        cr_assert(clean[i] && e.got[i] == st.sent[i], "connection %d: %llu of %llu bytes back",
+                  i, (unsigned long long)e.got[i], (unsigned long long)st.sent[i]);
+    cr_assert_eq(e.bad, 0, "echo changed %llu bytes", (unsigned long long)e.bad);
     stop_clean(&s);
-    return (double)(rss1 - rss0) / n;
+    return st.rss_kib;
 }
 
-/* The documented bound on what one connection whose peer does not read
- * costs the worker: reading stops once the output passes
- * --max-output-bytes, and then holds at most one more read (16 KiB). The
- * bytes sit in evbuffer chains whose allocations are rounded up to a power
- * of two (a 16 KiB read takes a 32 KiB chain), so the resident cost is up
- * to twice the option; 64 KiB more covers the connection's own structures
- * and page granularity. ASan adds 1/8 shadow and red zones: 25% more. */
-static double bound_kib(double max_output)
-{
-#ifdef __SANITIZE_ADDRESS__
-    const double sanitizer = 1.25;
-#else
-    const double sanitizer = 1.0;
-#endif
-    return (2 * max_output / 1024 + 64) * sanitizer;
-}
+/* The documented bound for a connection whose peer does not read: reading
+ * stops once the output passes --max-output-bytes and then holds at most one
+ * more read (16 KiB), in chains a 16 KiB read rounds up to 32 KiB. */
+#define bound_kib(max_output) rss_bound_kib(max_output)
 
 Test(reliability, memory_per_stalled_connection_is_bounded)
 {
     skip_under_checker();
-#ifdef __SANITIZE_ADDRESS__
-    /* Freed memory waits in ASan's quarantine (up to 256 MiB) and would
-     * show as RSS: measure the server without it. */
-    char opts[512];
-    const char *old = getenv("ASAN_OPTIONS");
-    snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=0:thread_local_quarantine_size_kb=0",
-             old != NULL ? old : "", old != NULL && old[0] != '\0' ? ":" : "");
-    setenv("ASAN_OPTIONS", opts, 1);
-#endif
+    asan_quarantine_off();
     enum { N = 50 };
     static const int sizes[2] = { 262144, 65536 };
     double kib[2], cpu[2], worst_cpu = 0;

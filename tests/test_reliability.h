@@ -48,6 +48,9 @@ struct bench_job {
 int job_start(struct bench_job *j, const char *tool, const char *const *args);
 /* Start $HANDOFF_BENCH (default: handoff-bench beside $HANDOFFD). */
 int bench_job_start(struct bench_job *j, const char *const *args);
+/* handoff-bench keep-alive load: CONNS connections of PROTO (echo, http)
+ * to 127.0.0.1:PORT for SECS seconds, JSON on stdout. */
+void load_start(struct bench_job *j, const char *proto, int port, int conns, int secs);
 /* Whether the tool has exited (reaps it). */
 bool job_done(struct bench_job *j);
 /* Wait up to TIMEOUT_MS (then SIGKILL) and read its stdout into OUT.
@@ -86,5 +89,34 @@ typedef void (*stream_fill_fn)(int conn, uint64_t off, unsigned char *buf, size_
  * stops taking bytes (no progress on any for 500 ms; at most 20 s); SENT
  * gets each one's byte count. */
 void send_until_stalled(const int *fds, int n, uint64_t *sent, stream_fill_fn fill);
+
+/* What N clients that send and never read cost a one-worker server. */
+struct stall {
+    int n;              /* clients (at most 64) */
+    int fds[64];        /* their sockets; the caller closes them */
+    uint64_t sent[64];  /* bytes each sent before the server stopped taking more */
+    double rss_kib;     /* the worker's RSS growth per client */
+    double cpu_s;       /* most CPU any server process used in the second after */
+};
+/* On S (one worker, already warmed up by the caller), N clients with small
+ * buffers send their FILL stream until the server stops taking bytes. */
+void stall_measure(const struct server *s, struct stall *st, int n, stream_fill_fn fill);
+/* The documented RSS bound for a connection holding DATA_BYTES in evbuffers:
+ * chains are power-of-two allocations, so up to twice their data, plus
+ * 64 KiB for the connection itself and page granularity; under ASan (1/8
+ * shadow, red zones) a quarter more. */
+double rss_bound_kib(double data_bytes);
+/* Under ASan, freed memory waits in a quarantine of up to 256 MiB and would
+ * show as RSS: servers started after this call run without it. */
+void asan_quarantine_off(void);
+
+/* Bytes B (LEN of them) arrived on connection CONN. */
+typedef void (*chunk_fn)(int conn, const unsigned char *b, size_t len, void *arg);
+/* Read each of N (at most 128) connections until the server closes it or
+ * TIMEOUT_MS passes, handing every chunk to ON_DATA; CLEAN[i] tells whether
+ * connection i ended with a FIN (not a reset, not the deadline). Closes
+ * every fd and sets it to -1; returns how many were open at the deadline. */
+int read_until_closed(int *fds, int n, int timeout_ms, chunk_fn on_data, void *arg,
+                      bool *clean);
 
 #endif

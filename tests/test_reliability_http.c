@@ -10,12 +10,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -370,13 +368,8 @@ Test(reliability_http, slowloris_closed_at_header_timeout_while_others_are_serve
             slow_open(&c[i], s.port, trickle_ms, i, n);
     }
     /* Normal clients meanwhile: handoff-bench keep-alive over http. */
-    char target[64], dur[16];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", s.port);
-    snprintf(dur, sizeof(dur), "%d", timeout_s + 1);
-    const char *bargs[] = { "-m", "keepalive", "--proto", "http", "-c", "20", "-d", dur,
-                            "-t", target, "--json", "-q", NULL };
     struct bench_job b;
-    cr_assert_eq(bench_job_start(&b, bargs), 0);
+    load_start(&b, "http", s.port, 20, timeout_s + 1);
     /* The last slow connections, left to the header timeout. */
     closes += slow_drive(c, n, s.port, trickle_ms, (uint64_t)(timeout_s + 5) * 1000, false,
                          close_s + closes, 65536 - closes, &answered);
@@ -442,13 +435,8 @@ Test(reliability_http, idle_connections_closed_at_idle_timeout)
     for (int i = 0; i < n; i++)
         slow_open(&c[i], s.port, 0, i, n);
     int answered = 0;
-    char target[64], dur[16];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", s.port);
-    snprintf(dur, sizeof(dur), "%d", idle_s + 1);
-    const char *bargs[] = { "-m", "keepalive", "--proto", "http", "-c", "20", "-d", dur,
-                            "-t", target, "--json", "-q", NULL };
     struct bench_job b;
-    cr_assert_eq(bench_job_start(&b, bargs), 0);
+    load_start(&b, "http", s.port, 20, idle_s + 1);
     int closes = slow_drive(c, n, s.port, 0, (uint64_t)(idle_s + 5) * 1000, false, close_s,
                             4096, &answered);
     static char json[8192];
@@ -536,54 +524,31 @@ static double stalled_pipeline_kib(const char *max_output, int n, uint64_t *requ
     workers_of(&s, &w, 1);
     for (int i = 0; i < 8; i++)
         cr_assert(get_ok(s.port));
-    long rss0 = proc_rss_kib(w);
-    int fds[64];
-    uint64_t sent[64] = { 0 };
-    cr_assert(n <= 64);
-    for (int i = 0; i < n; i++)
-        fds[i] = connect_small_buffers(s.port);
-    send_until_stalled(fds, n, sent, pipe_fill);
-    long rss1 = proc_rss_kib(w);
-    *cpu = server_cpu_over(&s, 1000);
+    static struct stall st;
+    stall_measure(&s, &st, n, pipe_fill);
+    *cpu = st.cpu_s;
     *requests = *lost = 0;
     for (int i = 0; i < n; i++) {
-        uint64_t want = sent[i] / PIPE_REQ_LEN;
+        uint64_t want = st.sent[i] / PIPE_REQ_LEN;
         *requests += want;
-        *lost += want - count_answers(fds[i], want, 30000);
-        close(fds[i]);
+        *lost += want - count_answers(st.fds[i], want, 30000);
+        close(st.fds[i]);
     }
     stop_clean(&s);
-    return (double)(rss1 - rss0) / n;
+    return st.rss_kib;
 }
 
 /* The documented bound for a pipelining client that never reads: unread
  * requests stop being read once --max-output-bytes of them wait, and no new
- * response starts once that much output is queued, so a connection holds at
- * most about twice the option in data; evbuffer chains are power-of-two
- * allocations (up to twice their data); 64 KiB covers the rest. ASan adds
- * a quarter. */
-static double pipeline_bound_kib(double max_output)
-{
-#ifdef __SANITIZE_ADDRESS__
-    const double sanitizer = 1.25;
-#else
-    const double sanitizer = 1.0;
-#endif
-    return (2 * 2 * max_output / 1024 + 64) * sanitizer;
-}
+ * response starts once that much output is queued: twice the option in
+ * data. */
+#define pipeline_bound_kib(max_output) rss_bound_kib(2 * (max_output))
 
 Test(reliability_http, memory_per_pipelining_connection_is_bounded)
 {
     if (under_checker())
         cr_skip_test("timing-sensitive; skipped under a checker");
-#ifdef __SANITIZE_ADDRESS__
-    /* ASan's quarantine would show freed memory as RSS. */
-    char opts[512];
-    const char *old = getenv("ASAN_OPTIONS");
-    snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=0:thread_local_quarantine_size_kb=0",
-             old != NULL ? old : "", old != NULL && old[0] != '\0' ? ":" : "");
-    setenv("ASAN_OPTIONS", opts, 1);
-#endif
+    asan_quarantine_off();
     enum { N = 50 };
     static const int sizes[2] = { 262144, 65536 };
     double kib[2], worst_cpu = 0;

@@ -3,7 +3,6 @@
 
 #include <criterion/criterion.h>
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -172,6 +171,17 @@ double wrk_p99_ms(const char *out)
     return -1;
 }
 
+void load_start(struct bench_job *j, const char *proto, int port, int conns, int secs)
+{
+    char target[64], c[16], d[16];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    snprintf(c, sizeof(c), "%d", conns);
+    snprintf(d, sizeof(d), "%d", secs);
+    const char *args[] = { "-m", "keepalive", "--proto", proto, "-c", c, "-d", d, "-t", target,
+                           "-T", "5", "--json", "-q", NULL };
+    cr_assert_eq(bench_job_start(j, args), 0, "cannot run handoff-bench");
+}
+
 double json_num(const char *json, const char *section, const char *key)
 {
     char pat[96];
@@ -328,4 +338,76 @@ void send_until_stalled(const int *fds, int n, uint64_t *sent, stream_fill_fn fi
             }
         }
     }
+}
+
+void stall_measure(const struct server *s, struct stall *st, int n, stream_fill_fn fill)
+{
+    pid_t w;
+    cr_assert(n <= 64);
+    cr_assert_eq(proc_children(s->pid, &w, 1), 1);
+    memset(st, 0, sizeof(*st));
+    st->n = n;
+    long rss0 = proc_rss_kib(w);
+    for (int i = 0; i < n; i++)
+        st->fds[i] = connect_small_buffers(s->port);
+    send_until_stalled(st->fds, n, st->sent, fill);
+    st->rss_kib = (double)(proc_rss_kib(w) - rss0) / n;
+    st->cpu_s = server_cpu_over(s, 1000);
+}
+
+double rss_bound_kib(double data_bytes)
+{
+#ifdef __SANITIZE_ADDRESS__
+    const double sanitizer = 1.25;
+#else
+    const double sanitizer = 1.0;
+#endif
+    return (2 * data_bytes / 1024 + 64) * sanitizer;
+}
+
+void asan_quarantine_off(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+    char opts[512];
+    const char *old = getenv("ASAN_OPTIONS");
+    snprintf(opts, sizeof(opts), "%s%squarantine_size_mb=0:thread_local_quarantine_size_kb=0",
+             old != NULL ? old : "", old != NULL && old[0] != '\0' ? ":" : "");
+    setenv("ASAN_OPTIONS", opts, 1);
+#endif
+}
+
+int read_until_closed(int *fds, int n, int timeout_ms, chunk_fn on_data, void *arg,
+                      bool *clean)
+{
+    static unsigned char buf[65536];
+    struct pollfd p[128];
+    int open_left = n;
+    cr_assert(n <= 128);
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    while (open_left > 0 && now_ms() < deadline) {
+        for (int i = 0; i < n; i++)
+            p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+        if (poll(p, (nfds_t)n, 500) <= 0)
+            continue;
+        for (int i = 0; i < n; i++) {
+            if (fds[i] < 0 || p[i].revents == 0)
+                continue;
+            ssize_t r = read(fds[i], buf, sizeof(buf));
+            if (r > 0) {
+                on_data(i, buf, (size_t)r, arg);
+                continue;
+            }
+            clean[i] = r == 0;
+            close(fds[i]);
+            fds[i] = -1;
+            open_left--;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0) {
+            clean[i] = false;
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    return open_left;
 }
