@@ -107,8 +107,10 @@ VALGRIND_FILTER ?= @(core/*|reliability_http/malformed*)
 
 # Reliability soak: the scenarios of tests/test_reliability*.c in their full
 # form, one at a time, and the report bench/results/<date>/reliability.md
-# (bench/soak.sh). Bounded: it stops on its own within SOAK_TIMEOUT seconds.
+# (bench/soak.sh); wrk (bench deps) measures p99 under slowloris. Bounded: it
+# stops on its own within SOAK_TIMEOUT seconds.
 soak: deps-test
+	@.ci/deps.sh bench
 	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/handoff-bench $(BUILD)/unit-tests
 	BUILD=$(BUILD) bench/soak.sh
 
