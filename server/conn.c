@@ -40,6 +40,33 @@ int conn_whoami(struct conn *c, char *buf, size_t len)
     return (n < 0 || (size_t)n >= len) ? -1 : n;
 }
 
+/* Write what the protocol queued now, in the callback that queued it,
+ * rather than a loop turn later: one write(2) instead of epoll_ctl, a wake
+ * up, write(2) and epoll_ctl again. The bufferevent's write event is only
+ * enabled while output is left over because the socket buffer is full.
+ * Returns false when the connection is gone. */
+static bool conn_flush(struct conn *c)
+{
+    struct evbuffer *out = conn_output(c);
+    if (c->writing || evbuffer_get_length(out) == 0)
+        return true;
+    /* A socket bufferevent keeps the front of its output frozen so that only
+     * it drains it; this is the one other place that does, as it does. */
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, c->fd);
+    evbuffer_freeze(out, 1);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        log_debug("write: %s", strerror(errno));
+        conn_free(c);
+        return false;
+    }
+    if (evbuffer_get_length(out) > 0) {
+        c->writing = true;
+        bufferevent_enable(c->bev, EV_WRITE);
+    }
+    return true;
+}
+
 /* Act on a protocol's answer. Returns false when the connection is gone. */
 static bool conn_apply(struct conn *c, enum proto_rc rc)
 {
@@ -47,6 +74,8 @@ static bool conn_apply(struct conn *c, enum proto_rc rc)
         conn_free(c);
         return false;
     }
+    if (!conn_flush(c))
+        return false;
     if (rc == PROTO_CLOSE && !c->closing) {
         c->closing = true;
         bufferevent_disable(c->bev, EV_READ);
@@ -92,6 +121,11 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     const struct proto *p = c->w->cfg->proto;
     enum proto_rc rc = PROTO_OK;
+    if (evbuffer_get_length(conn_output(c)) == 0) {
+        /* All sent: back to writing directly from conn_flush. */
+        c->writing = false;
+        bufferevent_disable(c->bev, EV_WRITE);
+    }
     if (!c->closing && p->write != NULL)
         rc = p->write(c);
     if (!conn_apply(c, rc))
@@ -169,7 +203,10 @@ struct conn *conn_open(struct worker *w, int fd, uint64_t accepted_ns)
     bufferevent_setwatermark(c->bev, EV_WRITE, w->cfg->max_output / 2, 0);
     bufferevent_setwatermark(c->bev, EV_READ, 0, w->cfg->max_output);
     worker_conn_added(w, c);
-    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
+    /* EV_WRITE (on by default in a new bufferevent) only when output is
+     * left over: see conn_flush. */
+    bufferevent_disable(c->bev, EV_WRITE);
+    if (bufferevent_enable(c->bev, EV_READ) < 0) {
         log_err("bufferevent_enable failed");
         conn_free(c);
         return NULL;

@@ -22,6 +22,7 @@ struct conn {
     int fd;                    /* the socket, for addresses; closed by bev */
     bool closing;              /* flushing output, then closing */
     bool read_paused;          /* output above the high watermark */
+    bool writing;              /* write event on: output waits for the socket */
     _Alignas(16) unsigned char state[]; /* proto->state_size bytes */
 };
 
