@@ -43,13 +43,12 @@ int conn_whoami(struct conn *c, char *buf, size_t len)
 /* Write what the protocol queued now, in the callback that queued it,
  * rather than a loop turn later: one write(2) instead of epoll_ctl, a wake
  * up, write(2) and epoll_ctl again. The bufferevent's write event is only
- * enabled while output is left over because the socket buffer is full.
- * Returns false when the connection is gone. */
-static bool conn_flush(struct conn *c)
+ * enabled while output is left over because the socket buffer is full. */
+int conn_write_now(struct conn *c)
 {
     struct evbuffer *out = conn_output(c);
     if (c->writing || evbuffer_get_length(out) == 0)
-        return true;
+        return 0;
     /* A socket bufferevent keeps the front of its output frozen so that only
      * it drains it; this is the one other place that does, as it does. */
     evbuffer_unfreeze(out, 1);
@@ -57,14 +56,22 @@ static bool conn_flush(struct conn *c)
     evbuffer_freeze(out, 1);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
         log_debug("write: %s", strerror(errno));
-        conn_free(c);
-        return false;
+        return -1;
     }
     if (evbuffer_get_length(out) > 0) {
         c->writing = true;
         bufferevent_enable(c->bev, EV_WRITE);
     }
-    return true;
+    return 0;
+}
+
+/* conn_write_now, closing on error. Returns false when the connection is gone. */
+static bool conn_flush(struct conn *c)
+{
+    if (conn_write_now(c) == 0)
+        return true;
+    conn_free(c);
+    return false;
 }
 
 /* Act on a protocol's answer. Returns false when the connection is gone. */

@@ -43,6 +43,10 @@ int conn_worker_slot(const struct conn *c);
 int conn_whoami(struct conn *c, char *buf, size_t len);
 /* Arm the protocol timer MS milliseconds from now (0 disarms). */
 int conn_timer_set(struct conn *c, unsigned ms);
+/* Write queued output now (the connection layer also does this after every
+ * protocol callback). Returns 0, or -1 on a socket error: the caller should
+ * then return PROTO_ABORT. */
+int conn_write_now(struct conn *c);
 /* Whether output is above the high watermark, so producers should wait
  * for the proto write callback. */
 bool conn_output_full(struct conn *c);

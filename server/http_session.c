@@ -364,7 +364,7 @@ static int answer(struct http_session *s, enum conn_hdr conn)
     if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
         status = 405;
         rc = respond_status(s, status, conn, false, &bytes);
-    } else if (!request_path(s, &path, &path_len) || (p->http_minor >= 1 && !s->host)) {
+    } else if (!request_path(s, &path, &path_len)) {
         status = 400;
         rc = respond_status(s, status, conn, head_only, &bytes);
     } else if (path_is(path, path_len, "/whoami")) {
@@ -470,14 +470,27 @@ static void field_named(struct http_session *s)
     s->in_value = true;
 }
 
+/* RFC 9110 tchar. */
+static bool is_tchar(unsigned char ch)
+{
+    return isalnum(ch) || (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct http_session *s = p->data;
     if (s->in_value)
         s->in_value = false; /* a new field starts */
-    for (size_t i = 0; i < len; i++, s->name_len++)
+    for (size_t i = 0; i < len; i++, s->name_len++) {
+        /* The parser tolerates blanks in names ("Content-Length : 5"), which
+         * RFC 9112 says to reject: two parties could read it differently. */
+        if (!is_tchar((unsigned char)at[i])) {
+            s->error = 400;
+            return -1;
+        }
         if (s->name_len < sizeof(s->name))
             s->name[s->name_len] = (char)tolower((unsigned char)at[i]);
+    }
     if (s->name_len > sizeof(s->name))
         s->name_len = sizeof(s->name) + 1; /* too long to be one we know */
     return 0;
@@ -504,6 +517,10 @@ static int on_headers_complete(http_parser *p)
         field_named(s); /* a last field without a value callback */
     if (p->http_major != 1) {
         s->error = 505;
+        return -1;
+    }
+    if (p->http_minor >= 1 && !s->host) {
+        s->error = 400; /* RFC 9112 §3.2: HTTP/1.1 requires Host */
         return -1;
     }
     /* Request smuggling: the parser rejects most of these itself; these

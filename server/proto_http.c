@@ -150,8 +150,12 @@ static void timer_update(struct conn *c, struct http_conn *hc)
  * the peer sees the end, and give it linger_ms to stop sending. */
 static enum proto_rc linger_step(struct conn *c, struct http_conn *hc)
 {
-    if (hc->shut || evbuffer_get_length(conn_output(c)) > 0)
+    if (hc->shut)
         return PROTO_OK;
+    if (conn_write_now(c) < 0)
+        return PROTO_ABORT;
+    if (evbuffer_get_length(conn_output(c)) > 0)
+        return PROTO_OK; /* the write callback brings us back */
     hc->shut = true;
     if (shutdown(c->fd, SHUT_WR) < 0)
         return PROTO_ABORT; /* peer already gone */
