@@ -68,6 +68,7 @@ test: deps-test
 	    $(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests
 	HANDOFFD=$(BUILD)/handoffd $(BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    LSAN_OPTIONS=suppressions=tests/lsan.supp \
 	    HANDOFFD=$(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 
 install: $(BUILD)/handoffd

@@ -720,6 +720,8 @@ Test(http, client_that_never_reads_cannot_grow_the_server, .timeout = 60)
         poll(&p, 1, 50);
     }
     long rss1 = rss_kb(kids[0]);
+    cr_log_info("never-reading client: sent %llu bytes before blocking; worker RSS %ld -> %ld kB",
+                (unsigned long long)sent, rss0, rss1);
     cr_assert(blocked, "sent %llu bytes and the server kept reading",
               (unsigned long long)sent);
     cr_assert(sent < (64ull << 20), "server took %llu bytes before pushing back",
