@@ -8,7 +8,7 @@ purpose=${1:-build}
 pkgs="gcc make pkg-config libc6-dev libevent-dev libhttp-parser-dev"
 case "$purpose" in
     build) ;;
-    test)  pkgs="$pkgs libcriterion-dev" ;;
+    test)  pkgs="$pkgs libcriterion-dev clang-14 libclang-rt-14-dev" ;;
     bench) pkgs="$pkgs libcriterion-dev wrk gnuplot-nox nginx-light" ;;
     *) echo "deps.sh: unknown purpose '$purpose' (build, test, bench)" >&2; exit 2 ;;
 esac

@@ -82,7 +82,7 @@ EOF
     "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
     npid=$!
     i=0
-    while ! curl -fs "http://127.0.0.1:$nport/" >/dev/null 2>&1; do
+    while ! ss -Htln "sport = :$nport" | grep -q .; do
         i=$((i + 1))
         [ $i -gt 100 ] && { echo "http.sh: nginx did not start" >&2; return 1; }
         sleep 0.05
