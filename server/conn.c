@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -17,6 +18,9 @@
 #include "addr.h"
 #include "log.h"
 #include "worker.h"
+
+/* Bytes the first, eager read of a new connection may take. */
+#define CONN_FIRST_READ 16384
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
@@ -110,16 +114,65 @@ static bool conn_apply(struct conn *c, enum proto_rc rc)
     return true;
 }
 
+/* Input arrived. Returns false when the connection is gone. */
+static bool conn_on_input(struct conn *c)
+{
+    if (c->closing) {
+        /* Input after we decided to close is not going to be answered. */
+        evbuffer_drain(conn_input(c), evbuffer_get_length(conn_input(c)));
+        return true;
+    }
+    return conn_apply(c, c->w->cfg->proto->read(c));
+}
+
+
+/* By the time a connection is handed over, the client's first request has
+ * usually arrived: read it at once instead of registering the socket and
+ * waiting for the loop to report it. An exchange that closes after one
+ * answer then never touches epoll. Returns false when the connection is
+ * gone. */
+static bool conn_read_first(struct conn *c)
+{
+    struct evbuffer *in = conn_input(c);
+    struct evbuffer_iovec v;
+    ssize_t n = -1;
+    errno = EAGAIN;
+    /* The input's end is frozen for all but the bufferevent; this read is
+     * done on its behalf. */
+    evbuffer_unfreeze(in, 0);
+    if (evbuffer_reserve_space(in, CONN_FIRST_READ, &v, 1) == 1) {
+        n = recv(c->fd, v.iov_base, v.iov_len, 0);
+        v.iov_len = n > 0 ? (size_t)n : 0;
+        evbuffer_commit_space(in, &v, n > 0 ? 1 : 0);
+    }
+    evbuffer_freeze(in, 0);
+    if (n > 0)
+        return conn_on_input(c);
+    if (n == 0)
+        return conn_apply(c, PROTO_CLOSE); /* EOF before a byte */
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return true;
+    log_debug("recv: %s", strerror(errno));
+    conn_free(c);
+    return false;
+}
+
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     (void)bev;
-    if (c->closing) {
-        /* Input after we decided to close is not going to be answered. */
-        evbuffer_drain(conn_input(c), evbuffer_get_length(conn_input(c)));
+    if (c->started) {
+        conn_on_input(c);
         return;
     }
-    conn_apply(c, c->w->cfg->proto->read(c));
+    /* The deferred first call from conn_open. */
+    c->started = true;
+    if (c->closing || !conn_read_first(c))
+        return;
+    if (!c->closing && !c->read_paused && bufferevent_enable(c->bev, EV_READ) < 0) {
+        log_err("bufferevent_enable failed");
+        conn_free(c);
+    }
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -211,15 +264,15 @@ struct conn *conn_open(struct worker *w, int fd, uint64_t accepted_ns)
     bufferevent_setwatermark(c->bev, EV_READ, 0, w->cfg->max_output);
     worker_conn_added(w, c);
     /* EV_WRITE (on by default in a new bufferevent) only when output is
-     * left over: see conn_flush. */
+     * left over: see conn_flush. EV_READ once the first read found the
+     * socket empty: see conn_read_first. */
     bufferevent_disable(c->bev, EV_WRITE);
-    if (bufferevent_enable(c->bev, EV_READ) < 0) {
-        log_err("bufferevent_enable failed");
-        conn_free(c);
-        return NULL;
-    }
     if (p->open != NULL && !conn_apply(c, p->open(c)))
         return NULL;
+    /* conn_read_first runs from the loop, just after the current callback,
+     * so the connection is never freed inside conn_open. */
+    if (!c->closing)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     return c;
 }
 

@@ -23,6 +23,7 @@ struct conn {
     bool closing;              /* flushing output, then closing */
     bool read_paused;          /* output above the high watermark */
     bool writing;              /* write event on: output waits for the socket */
+    bool started;              /* first read done (conn_read_first) */
     _Alignas(16) unsigned char state[]; /* proto->state_size bytes */
 };
 
