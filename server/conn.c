@@ -1,7 +1,13 @@
 /* conn: see conn.h. Ownership: conn_open takes the fd; from then on the
  * bufferevent owns it (BEV_OPT_CLOSE_ON_FREE) and conn_free is the single
  * place it is closed. Protocol callbacks never free the connection; they
- * return a proto_rc and this file acts on it after they return. */
+ * return a proto_rc and this file acts on it after they return.
+ *
+ * I/O: the bufferevent holds the buffers and writes what cannot be written
+ * at once, but reading is done here, with one recv(2) per readiness event:
+ * libevent's own read asks FIONREAD first, one more system call per read.
+ * Output is written directly after each protocol callback; the
+ * bufferevent's write event is on only while output is left over. */
 #include "conn.h"
 
 #include <errno.h>
@@ -19,10 +25,10 @@
 #include "log.h"
 #include "worker.h"
 
-/* Bytes the first, eager read of a new connection may take. */
-#define CONN_FIRST_READ 16384
+/* Bytes one read may take from the socket. */
+#define CONN_READ_MAX 16384
 
-static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_start_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -33,6 +39,30 @@ int conn_worker_slot(const struct conn *c) { return c->w->slot; }
 bool conn_output_full(struct conn *c)
 {
     return evbuffer_get_length(conn_output(c)) >= c->w->cfg->max_output;
+}
+
+/* Unconsumed input at the same bound: stop reading until it is consumed. */
+static bool conn_input_full(struct conn *c)
+{
+    return evbuffer_get_length(conn_input(c)) >= c->w->cfg->max_output;
+}
+
+static void conn_readable_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Watch the socket for input, or stop. */
+static int conn_want_read(struct conn *c, bool on)
+{
+    if (on == c->reading)
+        return 0;
+    if (on && c->rev == NULL) {
+        c->rev = event_new(c->w->base, c->fd, EV_READ | EV_PERSIST, conn_readable_cb, c);
+        if (c->rev == NULL)
+            return -1;
+    }
+    if ((on ? event_add(c->rev, NULL) : event_del(c->rev)) < 0)
+        return -1;
+    c->reading = on;
+    return 0;
 }
 
 int conn_whoami(struct conn *c, char *buf, size_t len)
@@ -89,7 +119,7 @@ static bool conn_apply(struct conn *c, enum proto_rc rc)
         return false;
     if (rc == PROTO_CLOSE && !c->closing) {
         c->closing = true;
-        bufferevent_disable(c->bev, EV_READ);
+        conn_want_read(c, false);
         /* Wake up only when everything queued has gone. */
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     }
@@ -101,15 +131,13 @@ static bool conn_apply(struct conn *c, enum proto_rc rc)
         return true;
     }
     /* Backpressure: a peer that does not read cannot make us buffer without
-     * bound. Stop reading until the write callback sees the queue drain. */
-    if (conn_output_full(c)) {
-        if (!c->read_paused) {
-            c->read_paused = true;
-            bufferevent_disable(c->bev, EV_READ);
-        }
-    } else if (c->read_paused) {
-        c->read_paused = false;
-        bufferevent_enable(c->bev, EV_READ);
+     * bound. Stop reading until the write callback sees the queue drain
+     * (or, for input, until the protocol consumes it). */
+    c->read_paused = conn_output_full(c) || conn_input_full(c);
+    if (c->started && conn_want_read(c, !c->read_paused) < 0) {
+        log_err("event_add/event_del failed for a connection");
+        conn_free(c);
+        return false;
     }
     return true;
 }
@@ -125,52 +153,53 @@ static bool conn_on_input(struct conn *c)
     return conn_apply(c, c->w->cfg->proto->read(c));
 }
 
-
-/* By the time a connection is handed over, the client's first request has
- * usually arrived: read it at once instead of registering the socket and
- * waiting for the loop to report it. An exchange that closes after one
- * answer then never touches epoll. Returns false when the connection is
- * gone. */
-static bool conn_read_first(struct conn *c)
+/* Read once from the socket into the input and hand it to the protocol.
+ * Returns false when the connection is gone. */
+static bool conn_read_some(struct conn *c)
 {
     struct evbuffer *in = conn_input(c);
     struct evbuffer_iovec v;
     ssize_t n = -1;
-    errno = EAGAIN;
-    /* The input's end is frozen for all but the bufferevent; this read is
-     * done on its behalf. */
-    evbuffer_unfreeze(in, 0);
-    if (evbuffer_reserve_space(in, CONN_FIRST_READ, &v, 1) == 1) {
+    int err = ENOMEM;
+    if (evbuffer_reserve_space(in, CONN_READ_MAX, &v, 1) == 1) {
         n = recv(c->fd, v.iov_base, v.iov_len, 0);
+        err = errno;
         v.iov_len = n > 0 ? (size_t)n : 0;
         evbuffer_commit_space(in, &v, n > 0 ? 1 : 0);
     }
-    evbuffer_freeze(in, 0);
     if (n > 0)
         return conn_on_input(c);
     if (n == 0)
-        return conn_apply(c, PROTO_CLOSE); /* EOF before a byte */
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return conn_apply(c, PROTO_CLOSE); /* the peer finished sending; deliver what we owe */
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
         return true;
-    log_debug("recv: %s", strerror(errno));
+    log_debug("recv: %s", strerror(err));
     conn_free(c);
     return false;
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+static void conn_readable_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_read_some(arg);
+}
+
+/* Deferred from conn_open. By the time a connection is handed over, the
+ * client's first request has usually arrived: read it at once instead of
+ * registering the socket and waiting for the loop to report it. An
+ * exchange that closes after one answer then never touches epoll. */
+static void conn_start_cb(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
     (void)bev;
-    if (c->started) {
-        conn_on_input(c);
+    if (c->started)
         return;
-    }
-    /* The deferred first call from conn_open. */
     c->started = true;
-    if (c->closing || !conn_read_first(c))
+    if (c->closing || !conn_read_some(c) || c->closing)
         return;
-    if (!c->closing && !c->read_paused && bufferevent_enable(c->bev, EV_READ) < 0) {
-        log_err("bufferevent_enable failed");
+    if (conn_want_read(c, !c->read_paused) < 0) {
+        log_err("event_add failed for a connection");
         conn_free(c);
     }
 }
@@ -190,8 +219,10 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
         rc = p->write(c);
     if (!conn_apply(c, rc))
         return;
-    /* Input that arrived while reading was paused is still waiting. */
-    if (!c->closing && !c->read_paused && evbuffer_get_length(conn_input(c)) > 0)
+    /* Input that arrived while output was full is still waiting. (Not
+     * read_paused: that is also set by unconsumed input, which this call is
+     * what consumes.) */
+    if (!c->closing && !conn_output_full(c) && evbuffer_get_length(conn_input(c)) > 0)
         conn_apply(c, p->read(c));
 }
 
@@ -259,17 +290,20 @@ struct conn *conn_open(struct worker *w, int fd, uint64_t accepted_ns)
         return NULL;
     }
     /* From here the bufferevent owns fd. */
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    /* The read callback only ever runs once, as conn_start_cb: the
+     * bufferevent never reads (its EV_READ stays off), this file does. */
+    bufferevent_setcb(c->bev, conn_start_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, w->cfg->max_output / 2, 0);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, w->cfg->max_output);
+    /* The bufferevent freezes the input's end against everyone but its own
+     * reads; here reads are ours. */
+    evbuffer_unfreeze(conn_input(c), 0);
     worker_conn_added(w, c);
     /* EV_WRITE (on by default in a new bufferevent) only when output is
-     * left over: see conn_flush. EV_READ once the first read found the
-     * socket empty: see conn_read_first. */
+     * left over: see conn_flush. */
     bufferevent_disable(c->bev, EV_WRITE);
     if (p->open != NULL && !conn_apply(c, p->open(c)))
         return NULL;
-    /* conn_read_first runs from the loop, just after the current callback,
+    /* conn_start_cb runs from the loop, just after the current callback,
      * so the connection is never freed inside conn_open. */
     if (!c->closing)
         bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
@@ -292,6 +326,10 @@ void conn_free(struct conn *c)
     if (c->timer != NULL) {
         event_free(c->timer);
         c->timer = NULL;
+    }
+    if (c->rev != NULL) {
+        event_free(c->rev);
+        c->rev = NULL;
     }
     bufferevent_free(c->bev); /* closes the socket */
     c->bev = NULL;

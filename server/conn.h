@@ -18,12 +18,14 @@ struct conn {
     struct worker *w;          /* the worker serving this connection */
     struct bufferevent *bev;   /* owns the socket (BEV_OPT_CLOSE_ON_FREE) */
     struct event *timer;       /* protocol timer, created on first use */
+    struct event *rev;         /* socket readable (conn.c reads, not the bev) */
     uint64_t accepted_ns;      /* master's accept time (CLOCK_MONOTONIC) */
     int fd;                    /* the socket, for addresses; closed by bev */
     bool closing;              /* flushing output, then closing */
-    bool read_paused;          /* output above the high watermark */
+    bool read_paused;          /* output or unconsumed input at max_output */
+    bool reading;              /* rev is added */
     bool writing;              /* write event on: output waits for the socket */
-    bool started;              /* first read done (conn_read_first) */
+    bool started;              /* first read done (conn_start_cb) */
     _Alignas(16) unsigned char state[]; /* proto->state_size bytes */
 };
 
