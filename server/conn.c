@@ -81,7 +81,8 @@ int conn_whoami(struct conn *c, char *buf, size_t len)
 int conn_write_now(struct conn *c)
 {
     struct evbuffer *out = conn_output(c);
-    if (c->writing || evbuffer_get_length(out) == 0)
+    size_t before = evbuffer_get_length(out);
+    if (c->writing || before == 0)
         return 0;
     /* A socket bufferevent keeps the front of its output frozen so that only
      * it drains it; this is the one other place that does, as it does. */
@@ -92,9 +93,17 @@ int conn_write_now(struct conn *c)
         log_debug("write: %s", strerror(errno));
         return -1;
     }
-    if (evbuffer_get_length(out) > 0) {
+    size_t after = evbuffer_get_length(out);
+    if (after > 0) {
         c->writing = true;
         bufferevent_enable(c->bev, EV_WRITE);
+    } else if (before > c->w->cfg->max_output / 2) {
+        /* Drained past the low watermark here rather than in the
+         * bufferevent: a protocol that stopped producing (or reading) for
+         * want of room must still get its write callback. Deferred, so it
+         * runs after the callback in progress. */
+        bufferevent_trigger(c->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     }
     return 0;
 }

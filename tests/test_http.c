@@ -345,6 +345,38 @@ Test(http, pipelined_requests_answered_in_order, .timeout = 30)
     tree_remove(&t);
 }
 
+Test(http, pipelined_burst_larger_than_the_output_limit, .timeout = 30)
+{
+    struct server s;
+    const char *extra[] = { "--max-output-bytes", "4096", "--max-requests-per-conn", "0", NULL };
+    start(&s, extra);
+    int fd = dial(&s);
+    struct resp r;
+    /* Every fixed answer has the same size (the Date field is fixed-width). */
+    send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert_eq(read_resp(fd, &r, false), 0);
+    size_t each = strlen(r.head) + r.body_len;
+    /* Far more answers than the output may hold: the server must pause
+     * parsing, and resume once the output drains, with no new input to
+     * wake it. */
+    enum { N = 5000 };
+    static const char one[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    static char reqs[N * (sizeof(one) - 1)];
+    for (int i = 0; i < N; i++)
+        memcpy(reqs + (size_t)i * (sizeof(one) - 1), one, sizeof(one) - 1);
+    cr_assert_eq(write_all(fd, reqs, sizeof(reqs)), 0);
+    static char got[N * 256];
+    cr_assert(each * N <= sizeof(got));
+    cr_assert_eq(read_exact(fd, got, each * N, 10000), 0, "not all %d answers arrived", N);
+    size_t count = 0;
+    for (const char *p = got; (p = memmem(p, got + each * N - p, "HTTP/1.1 200 OK", 15)) != NULL;
+         p += 15)
+        count++;
+    cr_assert_eq(count, N);
+    close(fd);
+    stop(&s);
+}
+
 Test(http, static_files_mime_index_and_304, .timeout = 30)
 {
     struct tree t;
