@@ -30,6 +30,23 @@ static void put4(char *p, int v)
     put2(p + 2, v % 100);
 }
 
+/* "DD.Mon.YYYY,HH:MM:SS" (20 bytes) with SEP for '.' and AT for ',': the
+ * middle of both the IMF-fixdate and the common log format's time. */
+static void put_date_time(char *p, const struct tm *tm, char sep, char at)
+{
+    put2(p, tm->tm_mday);
+    p[2] = sep;
+    memcpy(p + 3, month_names[tm->tm_mon], 3);
+    p[6] = sep;
+    put4(p + 7, tm->tm_year + 1900);
+    p[11] = at;
+    put2(p + 12, tm->tm_hour);
+    p[14] = ':';
+    put2(p + 15, tm->tm_min);
+    p[17] = ':';
+    put2(p + 18, tm->tm_sec);
+}
+
 void http_date_format(time_t t, char *out)
 {
     struct tm tm;
@@ -37,17 +54,7 @@ void http_date_format(time_t t, char *out)
         tm_epoch(&tm);
     memcpy(out, wday_names[tm.tm_wday], 3);
     memcpy(out + 3, ", ", 2);
-    put2(out + 5, tm.tm_mday);
-    out[7] = ' ';
-    memcpy(out + 8, month_names[tm.tm_mon], 3);
-    out[11] = ' ';
-    put4(out + 12, tm.tm_year + 1900);
-    out[16] = ' ';
-    put2(out + 17, tm.tm_hour);
-    out[19] = ':';
-    put2(out + 20, tm.tm_min);
-    out[22] = ':';
-    put2(out + 23, tm.tm_sec);
+    put_date_time(out + 5, &tm, ' ', ' ');
     memcpy(out + 25, " GMT", 4);
 }
 
@@ -147,19 +154,8 @@ bool http_date_update(struct http_date_cache *cache, time_t now)
     struct tm tm;
     if (gmtime_r(&now, &tm) == NULL || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0)
         tm_epoch(&tm);
-    char *p = cache->clf;
-    put2(p, tm.tm_mday);
-    p[2] = '/';
-    memcpy(p + 3, month_names[tm.tm_mon], 3);
-    p[6] = '/';
-    put4(p + 7, tm.tm_year + 1900);
-    p[11] = ':';
-    put2(p + 12, tm.tm_hour);
-    p[14] = ':';
-    put2(p + 15, tm.tm_min);
-    p[17] = ':';
-    put2(p + 18, tm.tm_sec);
-    memcpy(p + 20, " +0000", 6);
-    p[HTTP_DATE_CLF_LEN] = '\0';
+    put_date_time(cache->clf, &tm, '/', ':');
+    memcpy(cache->clf + 20, " +0000", 6);
+    cache->clf[HTTP_DATE_CLF_LEN] = '\0';
     return true;
 }

@@ -434,6 +434,17 @@ Test(http, static_files_mime_index_and_304, .timeout = 30)
              "If-Modified-Since: Sat, 01 Jan 2000 00:00:00 GMT\r\n\r\n",
              &r, false);
     cr_assert_eq(r.status, 200, "older If-Modified-Since must give the file");
+    /* The two obsolete date forms count too; a malformed date is ignored. */
+    static const char *const ims[] = { "Sunday, 06-Nov-44 08:49:37 GMT",
+                                       "Sun Nov  6 08:49:37 2044", "Sun, 06 Nov 2044 08:49:37 GMT",
+                                       "yesterday" };
+    for (int i = 0; i < 4; i++) {
+        snprintf(req, sizeof(req),
+                 "GET /f5.txt HTTP/1.1\r\nHost: t\r\nIf-Modified-Since: %s\r\n\r\n", ims[i]);
+        exchange(&s, req, &r, false);
+        cr_assert_eq(r.status, i < 3 ? 304 : 200, "If-Modified-Since: %s gave %d", ims[i],
+                     r.status);
+    }
     exchange(&s, "HEAD /f5.txt HTTP/1.1\r\nHost: t\r\n\r\n", &r, true);
     cr_assert(r.status == 200 && field(&r, "Content-Length", v, sizeof(v)) != NULL &&
               atoi(v) == 14);
@@ -594,6 +605,36 @@ Test(http, idle_timeout_closes_silent_and_keep_alive_connections, .timeout = 30)
     cr_assert(took >= 900, "closed after only %llu ms", (unsigned long long)took);
     close(quiet);
     close(used);
+    stop(&s);
+}
+
+Test(http, write_timeout_drops_a_client_that_stopped_reading, .timeout = 30)
+{
+    struct server s;
+    const char *extra[] = { "--write-timeout", "1", "--max-output-bytes", "4096",
+                            "--max-requests-per-conn", "0", NULL };
+    start(&s, extra);
+    int fd = dial(&s);
+    int small = 4096;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    static const char one[] = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    /* Enough requests for far more answers than the socket buffers hold;
+     * stop when the server stops taking them. */
+    uint64_t t0 = now_ms();
+    for (int i = 0; i < 200000 && now_ms() - t0 < 5000; i++) {
+        if (write(fd, one, sizeof(one) - 1) < 0) {
+            cr_assert(errno == EAGAIN || errno == EWOULDBLOCK, "write: %s", strerror(errno));
+            break;
+        }
+    }
+    /* Read nothing for longer than the write timeout. */
+    sleep(2);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    static char sink[1 << 20];
+    ssize_t got = read_to_eof(fd, sink, sizeof(sink), 5000);
+    cr_assert(got >= 0, "the server kept the stalled connection open");
+    close(fd);
     stop(&s);
 }
 
