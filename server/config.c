@@ -53,6 +53,7 @@ static void usage(FILE *out)
 "  --accept-pause-ms N      listener pause after EMFILE/ENFILE (default 100)\n"
 "  --log-file FILE          log here instead of stderr\n"
 "  --log-level LEVEL        error, warn, info, debug (default info)\n"
+"  --help, --version\n"
 "protocol http (a timeout of 0 disables it):\n"
 "  --root DIR               serve static files from DIR (default: a fixed body)\n"
 "  --access-log FILE        append a common-log-format line per request (default off)\n"
@@ -63,8 +64,7 @@ static void usage(FILE *out)
 "  --header-timeout SECONDS whole request header, else 408 (default 10)\n"
 "  --idle-timeout SECONDS   keep-alive wait and body reads (default 60)\n"
 "  --write-timeout SECONDS  queued output making no progress (default 30)\n"
-"  --linger-timeout SECONDS input drained after closing on an error (default 2)\n"
-"  --help, --version\n",
+"  --linger-timeout SECONDS input drained after closing on an error (default 2)\n",
             proto_names(), FD_RESERVE, 64);
 }
 
