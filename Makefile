@@ -5,25 +5,37 @@
 CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
+# The systemd unit goes where systemd looks for $(PREFIX) (/usr/local/lib/
+# systemd/system is on its search path), its ExecStart naming $(PREFIX)/bin.
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 BUILD   ?= build
 ASAN_BUILD ?= build-asan
 
 WARN    = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Werror
 CSTD    = -std=c11 -D_GNU_SOURCE
-CPPFLAGS_ALL = -Icommon -Iserver $(CPPFLAGS)
+# libsystemd (sd_notify) through pkg-config, so its flags come from Debian.
+SYSTEMD_CFLAGS := $(shell pkg-config --cflags libsystemd 2>/dev/null)
+SYSTEMD_LIBS   := $(shell pkg-config --libs libsystemd 2>/dev/null || echo -lsystemd)
+CPPFLAGS_ALL = -Icommon -Iserver -Ibench $(SYSTEMD_CFLAGS) $(CPPFLAGS)
 OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(CFLAGS)
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LIBS    = -levent_core -levent_extra -lhttp_parser
+LIBS    = -levent_core -levent_extra -lhttp_parser -linih $(SYSTEMD_LIBS)
+# jansson parses /status JSON in tests only; the server does not link it.
+TEST_LIBS = -lcriterion -ljansson
 
 COMMON_SRC = $(wildcard common/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))
 BENCH_SRC  = $(wildcard bench/*.c)
+# bench modules without main, for handoff-bench and the unit tests; bench
+# links only the common/ modules it uses, never server objects.
+BENCH_LIB_SRC = $(filter-out bench/main.c,$(BENCH_SRC))
+BENCH_COMMON_SRC = common/addr.c common/fdutil.c common/log.c common/net.c
 TEST_SRC   = $(wildcard tests/*.c)
 
 objs = $(patsubst %.c,$(1)/obj/%.o,$(2))
 
-all: $(BUILD)/handoffd
+all: $(BUILD)/handoffd $(BUILD)/handoff-bench
 
 # ---- normal build ---------------------------------------------------------
 $(BUILD)/obj/%.o: %.c
@@ -33,8 +45,11 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/handoffd: $(call objs,$(BUILD),server/main.c $(SERVER_SRC) $(COMMON_SRC))
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(LDFLAGS)
 
-$(BUILD)/unit-tests: $(call objs,$(BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC))
-	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
+$(BUILD)/handoff-bench: $(call objs,$(BUILD),bench/main.c $(BENCH_LIB_SRC) $(BENCH_COMMON_SRC))
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(LDFLAGS)
+
+$(BUILD)/unit-tests: $(call objs,$(BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC) $(BENCH_LIB_SRC))
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(TEST_LIBS) $(LDFLAGS)
 
 # ---- sanitizer build ------------------------------------------------------
 $(ASAN_BUILD)/obj/%.o: %.c
@@ -44,8 +59,16 @@ $(ASAN_BUILD)/obj/%.o: %.c
 $(ASAN_BUILD)/handoffd: $(call objs,$(ASAN_BUILD),server/main.c $(SERVER_SRC) $(COMMON_SRC))
 	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(LDFLAGS)
 
-$(ASAN_BUILD)/unit-tests: $(call objs,$(ASAN_BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC))
-	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
+$(ASAN_BUILD)/handoff-bench: $(call objs,$(ASAN_BUILD),bench/main.c $(BENCH_LIB_SRC) $(BENCH_COMMON_SRC))
+	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(LDFLAGS)
+
+$(ASAN_BUILD)/unit-tests: $(call objs,$(ASAN_BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC) $(BENCH_LIB_SRC))
+	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(TEST_LIBS) $(LDFLAGS)
+
+# tests/test_bench.c runs the handoff-bench built beside $$HANDOFFD (or
+# $$HANDOFF_BENCH), so every test binary brings its bench along.
+$(BUILD)/unit-tests: | $(BUILD)/handoff-bench
+$(ASAN_BUILD)/unit-tests: | $(ASAN_BUILD)/handoff-bench
 
 -include $(shell find $(BUILD) $(ASAN_BUILD) -name '*.d' 2>/dev/null)
 
@@ -68,7 +91,7 @@ test: deps-test
 	    $(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests
 	HANDOFFD=$(BUILD)/handoffd $(BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    LSAN_OPTIONS=suppressions=tests/lsan.supp \
+	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    HANDOFFD=$(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
 	@$(MAKE) --no-print-directory fuzz-smoke
 
@@ -109,11 +132,40 @@ bench-http: $(BUILD)/handoffd
 	@.ci/deps.sh bench
 	HANDOFFD=$(BUILD)/handoffd bench/http.sh
 
+# The integration suite with every server process under valgrind: memory
+# errors, definite leaks and fds left open at exit all fail the run.
+VALGRIND = valgrind --quiet --track-fds=yes --leak-check=full --errors-for-leak-kinds=definite \
+	--error-exitcode=99 --child-silent-after-fork=no
+valgrind: deps-test
+	@.ci/deps.sh valgrind
+	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/unit-tests
+	HANDOFFD=$(BUILD)/handoffd HANDOFFD_WRAPPER="$(VALGRIND)" \
+	    $(BUILD)/unit-tests --jobs 1 --timeout 300 --filter '$(VALGRIND_FILTER)'
+VALGRIND_FILTER ?= core/*
+
 install: $(BUILD)/handoffd
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/handoffd $(DESTDIR)$(PREFIX)/bin/handoffd
+	sed 's#/usr/local/bin/handoffd#$(PREFIX)/bin/handoffd#' deploy/handoffd.service \
+	    > $(DESTDIR)$(UNITDIR)/handoffd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/handoffd.service
+
+# Build the container image when a Docker engine answers; without one, say
+# so and succeed, so `make docker` is safe on machines that only have the CLI.
+DOCKER ?= docker
+IMAGE  ?= handoffd:latest
+.PHONY: docker
+docker:
+	@if ! command -v $(DOCKER) >/dev/null 2>&1; then \
+	    echo "make docker: no '$(DOCKER)' command; image $(IMAGE) not built"; \
+	elif ! timeout 20 $(DOCKER) info >/dev/null 2>&1; then \
+	    echo "make docker: no Docker engine available ('$(DOCKER) info' failed); image $(IMAGE) not built"; \
+	else \
+	    echo "$(DOCKER) build -f docker/Dockerfile -t $(IMAGE) ."; \
+	    $(DOCKER) build -f docker/Dockerfile -t $(IMAGE) .; \
+	fi
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
-.PHONY: all deps deps-test run test install clean fuzz fuzz-smoke bench-http
+.PHONY: all deps deps-test run test valgrind install clean fuzz fuzz-smoke bench-http

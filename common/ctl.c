@@ -75,18 +75,36 @@ const char *ctl_check(const void *buf, size_t len, size_t nfds)
     }
 }
 
-int ctl_recv(int sock, struct ctl_msg *m, int *fds, size_t *nfds, const char **why)
+/* Connections a CTL_PASS message announces, when its data part is intact. */
+static uint32_t ctl_announced(const void *buf, size_t len)
+{
+    struct ctl_hdr h;
+    if (len < sizeof(h))
+        return 0;
+    memcpy(&h, buf, sizeof(h));
+    if (h.magic != CTL_MAGIC || h.type != CTL_PASS || h.nfds > CTL_MAX_FDS ||
+        len != sizeof(h) + (size_t)h.nfds * sizeof(uint64_t))
+        return 0;
+    return h.nfds;
+}
+
+int ctl_recv(int sock, struct ctl_msg *m, int *fds, size_t *nfds, const char **why,
+             uint32_t *lost)
 {
     /* One byte more than the largest valid message, so an oversized one
      * shows up as a length error rather than as silent truncation. */
     unsigned char buf[sizeof(struct ctl_msg) + 1];
+    size_t got = 0;
     *why = NULL;
-    ssize_t n = fdpass_recv(sock, buf, sizeof(buf), fds, CTL_MAX_FDS, nfds);
+    *lost = 0;
+    ssize_t n = fdpass_recv(sock, buf, sizeof(buf), fds, CTL_MAX_FDS, nfds, &got);
     if (n == 0)
         return 0;
     if (n < 0) {
-        if (errno == EPROTO)
+        if (errno == EPROTO) {
             *why = "truncated or foreign control data";
+            *lost = ctl_announced(buf, got);
+        }
         return -1;
     }
     const char *bad = ctl_check(buf, (size_t)n, *nfds);
@@ -95,6 +113,7 @@ int ctl_recv(int sock, struct ctl_msg *m, int *fds, size_t *nfds, const char **w
             close(fds[i]);
         *nfds = 0;
         *why = bad;
+        *lost = ctl_announced(buf, (size_t)n);
         errno = EPROTO;
         return -1;
     }

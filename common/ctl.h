@@ -51,8 +51,12 @@ int ctl_send(int sock, enum ctl_type type, uint32_t count, uint32_t aux);
 /* Receive and validate one message. Returns 1 with *m filled and, for
  * CTL_PASS, the fds in FDS (*nfds set, owned by the caller); 0 at end of
  * stream; -1 with errno EAGAIN/EINTR, or EPROTO for a malformed message,
- * with *why naming the defect and every received fd already closed. */
-int ctl_recv(int sock, struct ctl_msg *m, int *fds, size_t *nfds, const char **why);
+ * with *why naming the defect and every received fd already closed. On
+ * EPROTO, *lost is the number of connections a well-formed CTL_PASS header
+ * announced but that could not be taken (the kernel drops fds a receiver
+ * out of descriptors cannot install, flagging MSG_CTRUNC); else 0. */
+int ctl_recv(int sock, struct ctl_msg *m, int *fds, size_t *nfds, const char **why,
+             uint32_t *lost);
 
 /* Validate a received message body and fd count; pure, for tests and the
  * fuzzer. Returns NULL when valid or the reason it is not. */

@@ -44,7 +44,8 @@ static void close_all(int *fds, size_t *nfds)
     *nfds = 0;
 }
 
-ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, size_t maxfds, size_t *nfds)
+ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, size_t maxfds, size_t *nfds,
+                    size_t *got)
 {
     /* Room for FDPASS_MAX_FDS plus one more, so a sender that attaches too
      * many is seen as "too many" rather than silently truncated by us. */
@@ -56,6 +57,8 @@ ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, size_t maxfds, si
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
                           .msg_control = u.buf, .msg_controllen = sizeof(u.buf) };
     *nfds = 0;
+    if (got != NULL)
+        *got = 0;
     ssize_t n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0)
         return -1;
@@ -92,6 +95,8 @@ ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, size_t maxfds, si
         bad = true;
     if (bad) {
         close_all(fds, nfds);
+        if (got != NULL)
+            *got = (size_t)n < cap ? (size_t)n : cap;
         errno = EPROTO;
         return -1;
     }

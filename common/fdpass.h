@@ -22,8 +22,11 @@ ssize_t fdpass_send(int sock, const void *buf, size_t len, const int *fds, size_
  * into FDS, setting *NFDS. Returns the byte count, 0 on end of stream, or -1
  * with errno: EAGAIN/EINTR as usual, EPROTO for a malformed message
  * (truncated data, truncated or foreign control data, too many fds), in
- * which case every received fd has already been closed and *NFDS is 0.
- * Received fds are close-on-exec and owned by the caller. */
-ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, size_t maxfds, size_t *nfds);
+ * which case every received fd has already been closed, *NFDS is 0 and
+ * *GOT (if not NULL) holds the data bytes that did arrive, so the caller
+ * can account for what the message announced. Received fds are
+ * close-on-exec and owned by the caller. */
+ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, size_t maxfds, size_t *nfds,
+                    size_t *got);
 
 #endif

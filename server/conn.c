@@ -23,6 +23,8 @@
 
 #include "addr.h"
 #include "log.h"
+#include "proxy.h"
+#include "scoreboard.h"
 #include "worker.h"
 
 /* Bytes one read may take from the socket. */
@@ -65,10 +67,17 @@ static int conn_want_read(struct conn *c, bool on)
     return 0;
 }
 
+int conn_format_pair(struct conn *c, char *buf, size_t len)
+{
+    if (c->proxied != NULL)
+        return addr_format_pair(&c->proxied->dst.sa, &c->proxied->src.sa, buf, len);
+    return addr_format_fd_pair(c->fd, buf, len);
+}
+
 int conn_whoami(struct conn *c, char *buf, size_t len)
 {
     char pair[ADDR_PAIRLEN];
-    if (addr_format_fd_pair(c->fd, pair, sizeof(pair)) < 0)
+    if (conn_format_pair(c, pair, sizeof(pair)) < 0)
         return -1;
     int n = snprintf(buf, len, "%s worker=%d pid=%d", pair, c->w->slot, (int)getpid());
     return (n < 0 || (size_t)n >= len) ? -1 : n;
@@ -151,9 +160,64 @@ static bool conn_apply(struct conn *c, enum proto_rc rc)
     return true;
 }
 
+/* --proxy-protocol: take the header off the front of the input, keep its
+ * addresses, then start the protocol as if the connection had just come.
+ * Returns false when the connection is gone. */
+static bool conn_proxy_read(struct conn *c)
+{
+    const struct proto *p = c->w->cfg->proto;
+    struct evbuffer *in = conn_input(c);
+    size_t avail = evbuffer_get_length(in);
+    /* At most a v1 line's worth first; a longer v2 header is made contiguous
+     * only once all of it is here, so a peer trickling bytes cannot make us
+     * copy the same bytes again and again. */
+    size_t n = avail < PROXY_V1_MAX ? avail : PROXY_V1_MAX;
+    const unsigned char *b = evbuffer_pullup(in, (ev_ssize_t)n);
+    struct proxy_hdr h;
+    const char *why = "out of memory";
+    enum proxy_rc rc = b != NULL ? proxy_parse(b, n, &h, &why) : PROXY_ERROR;
+    if (rc == PROXY_MORE && h.len > n && avail >= h.len) {
+        n = h.len;
+        b = evbuffer_pullup(in, (ev_ssize_t)n);
+        rc = b != NULL ? proxy_parse(b, n, &h, &why) : PROXY_ERROR;
+    }
+    if (rc == PROXY_MORE)
+        return true;
+    if (rc == PROXY_DONE && !h.local) {
+        /* Only proxied connections pay for the addresses. */
+        c->proxied = malloc(sizeof(*c->proxied));
+        if (c->proxied == NULL) {
+            rc = PROXY_ERROR;
+            why = "out of memory";
+        } else {
+            *c->proxied = h.pair;
+        }
+    }
+    if (rc == PROXY_ERROR) {
+        log_debug("PROXY header refused: %s", why);
+        conn_free(c);
+        return false;
+    }
+    evbuffer_drain(in, h.len);
+    c->proxy_wait = false;
+    /* The header's deadline is over; freed rather than kept idle, since a
+     * protocol that wants a timer creates its own on first use. */
+    if (c->timer != NULL) {
+        event_free(c->timer);
+        c->timer = NULL;
+    }
+    if (p->open != NULL && !conn_apply(c, p->open(c)))
+        return false;
+    if (!c->closing && !conn_output_full(c) && evbuffer_get_length(in) > 0)
+        return conn_apply(c, p->read(c));
+    return true;
+}
+
 /* Input arrived. Returns false when the connection is gone. */
 static bool conn_on_input(struct conn *c)
 {
+    if (c->proxy_wait)
+        return conn_proxy_read(c);
     if (c->closing) {
         /* Input after we decided to close is not going to be answered. */
         evbuffer_drain(conn_input(c), evbuffer_get_length(conn_input(c)));
@@ -219,6 +283,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     (void)bev;
     const struct proto *p = c->w->cfg->proto;
     enum proto_rc rc = PROTO_OK;
+    if (c->proxy_wait)
+        return; /* nothing written yet; the protocol is not open */
     if (evbuffer_get_length(conn_output(c)) == 0) {
         /* All sent: back to writing directly from conn_flush. */
         c->writing = false;
@@ -260,6 +326,11 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     const struct proto *p = c->w->cfg->proto;
+    if (c->proxy_wait) {
+        log_debug("no PROXY header within %g s", c->w->cfg->proxy_timeout);
+        conn_free(c);
+        return;
+    }
     conn_apply(c, p->timeout != NULL ? p->timeout(c) : PROTO_ABORT);
 }
 
@@ -307,11 +378,22 @@ struct conn *conn_open(struct worker *w, int fd, uint64_t accepted_ns)
      * reads; here reads are ours. */
     evbuffer_unfreeze(conn_input(c), 0);
     worker_conn_added(w, c);
+    c->sb_row = scoreboard_conn_open(fd, c->bev, accepted_ns);
     /* EV_WRITE (on by default in a new bufferevent) only when output is
      * left over: see conn_flush. */
     bufferevent_disable(c->bev, EV_WRITE);
-    if (p->open != NULL && !conn_apply(c, p->open(c)))
+    if (w->cfg->proxy_protocol) {
+        /* The protocol opens once the header is in (conn_proxy_read); the
+         * timer is the header's deadline. */
+        c->proxy_wait = true;
+        if (conn_timer_set(c, (unsigned)(w->cfg->proxy_timeout * 1000 + 0.5)) < 0) {
+            log_err("evtimer_new failed");
+            conn_free(c);
+            return NULL;
+        }
+    } else if (p->open != NULL && !conn_apply(c, p->open(c))) {
         return NULL;
+    }
     /* conn_start_cb runs from the loop, just after the current callback,
      * so the connection is never freed inside conn_open. */
     if (!c->closing)
@@ -322,6 +404,10 @@ struct conn *conn_open(struct worker *w, int fd, uint64_t accepted_ns)
 void conn_drain(struct conn *c)
 {
     const struct proto *p = c->w->cfg->proto;
+    if (c->proxy_wait) {
+        conn_free(c); /* no request started: closing loses nothing */
+        return;
+    }
     if (c->closing || p->drain == NULL)
         return;
     conn_apply(c, p->drain(c));
@@ -330,7 +416,7 @@ void conn_drain(struct conn *c)
 void conn_free(struct conn *c)
 {
     const struct proto *p = c->w->cfg->proto;
-    if (p->close != NULL)
+    if (p->close != NULL && !c->proxy_wait)
         p->close(c);
     if (c->timer != NULL) {
         event_free(c->timer);
@@ -340,8 +426,10 @@ void conn_free(struct conn *c)
         event_free(c->rev);
         c->rev = NULL;
     }
+    scoreboard_conn_close(c->sb_row);
     bufferevent_free(c->bev); /* closes the socket */
     c->bev = NULL;
     worker_conn_removed(c->w, c);
+    free(c->proxied);
     free(c);
 }

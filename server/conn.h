@@ -12,6 +12,7 @@
 
 struct worker;
 struct evbuffer;
+struct proxy_pair;
 
 struct conn {
     struct conn *prev, *next;  /* the worker's list of live connections */
@@ -20,12 +21,17 @@ struct conn {
     struct event *timer;       /* protocol timer, created on first use */
     struct event *rev;         /* socket readable (conn.c reads, not the bev) */
     uint64_t accepted_ns;      /* master's accept time (CLOCK_MONOTONIC) */
+    struct proxy_pair *proxied;/* {DST, SRC} from a PROXY header, owned here;
+                                  NULL: the socket's own pair (no allocation) */
     int fd;                    /* the socket, for addresses; closed by bev */
     bool closing;              /* flushing output, then closing */
     bool read_paused;          /* output or unconsumed input at max_output */
     bool reading;              /* rev is added */
     bool writing;              /* write event on: output waits for the socket */
     bool started;              /* first read done (conn_start_cb) */
+    bool proxy_wait;           /* --proxy-protocol: header not in yet, so the
+                                  protocol has not been opened */
+    int sb_row;                /* scoreboard row listing it, -1 if unlisted */
     _Alignas(16) unsigned char state[]; /* proto->state_size bytes */
 };
 
@@ -42,6 +48,10 @@ struct evbuffer *conn_output(struct conn *c);
 static inline void *conn_state(struct conn *c) { return c->state; }
 /* Worker slot and pid for whoami lines. */
 int conn_worker_slot(const struct conn *c);
+/* "{LOCAL, PEER}": the PROXY header's {DST, SRC} when there was one, else
+ * the socket's. What every report of a client's address should print.
+ * Returns the length or -1. */
+int conn_format_pair(struct conn *c, char *buf, size_t len);
 /* "{LOCAL, PEER} worker=K pid=PID" without a newline; returns length or -1. */
 int conn_whoami(struct conn *c, char *buf, size_t len);
 /* Arm the protocol timer MS milliseconds from now (0 disarms). */

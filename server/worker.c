@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "ctl.h"
 #include "log.h"
+#include "scoreboard.h"
 
 void worker_conn_added(struct worker *w, struct conn *c)
 {
@@ -30,6 +31,19 @@ void worker_conn_added(struct worker *w, struct conn *c)
     w->conns = c;
     w->nconns++;
     w->total++;
+}
+
+/* At --max-conns the worker's own listener pauses, so new clients wait in
+ * the backlog (or go to another worker) instead of being accepted and
+ * closed; it resumes when a connection ends. */
+static void worker_listener_update(struct worker *w)
+{
+    if (w->lev == NULL || w->draining)
+        return;
+    if (w->nconns >= (uint64_t)w->cfg->max_conns)
+        evconnlistener_disable(w->lev);
+    else
+        evconnlistener_enable(w->lev);
 }
 
 static void worker_report_soon(struct worker *w)
@@ -49,6 +63,7 @@ void worker_conn_removed(struct worker *w, struct conn *c)
     w->nconns--;
     w->closed_unreported++;
     worker_report_soon(w);
+    worker_listener_update(w);
     if (w->nconns == 0 && (w->draining || w->exit_when_idle))
         event_base_loopexit(w->base, NULL);
 }
@@ -120,6 +135,22 @@ static void worker_drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(w->base, NULL);
 }
 
+/* A worker out of fds rejects every message until it recovers: say so once
+ * a second with a count, not once per message. */
+static void worker_log_rejected(struct worker *w, uint32_t lost, const char *why)
+{
+    uint64_t now = ctl_now_ns();
+    w->rejected_msgs++;
+    w->rejected_conns += lost;
+    if (now - w->rejected_logged_ns < 1000000000ull && w->rejected_logged_ns != 0)
+        return;
+    log_err("rejected %llu control messages (%llu connections dropped), last: %s",
+            (unsigned long long)w->rejected_msgs, (unsigned long long)w->rejected_conns, why);
+    w->rejected_logged_ns = now;
+    w->rejected_msgs = 0;
+    w->rejected_conns = 0;
+}
+
 static void worker_chan_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
@@ -129,7 +160,8 @@ static void worker_chan_cb(evutil_socket_t fd, short what, void *arg)
         int fds[CTL_MAX_FDS];
         size_t nfds = 0;
         const char *why;
-        int rc = ctl_recv(fd, &m, fds, &nfds, &why);
+        uint32_t lost;
+        int rc = ctl_recv(fd, &m, fds, &nfds, &why, &lost);
         if (rc == 0) {
             /* The master is gone: nobody will hand us more work. */
             log_warn("master closed the channel; draining");
@@ -141,8 +173,15 @@ static void worker_chan_cb(evutil_socket_t fd, short what, void *arg)
             if (errno == EAGAIN || errno == EINTR)
                 return;
             if (errno == EPROTO) {
-                /* fds already closed by ctl_recv; the channel itself is fine. */
-                log_err("rejected control message: %s", why);
+                /* fds already closed by ctl_recv; the channel itself is fine.
+                 * Connections we could not take are reported as refused so
+                 * the master's count stays true. */
+                worker_log_rejected(w, lost, why);
+                if (lost > 0) {
+                    w->closed_unreported += lost;
+                    w->refused_unreported += lost;
+                    worker_report_soon(w);
+                }
                 continue;
             }
             log_err("recvmsg: %s", strerror(errno));
@@ -151,6 +190,7 @@ static void worker_chan_cb(evutil_socket_t fd, short what, void *arg)
         switch (m.hdr.type) {
         case CTL_PASS:
             for (size_t i = 0; i < nfds; i++) {
+                scoreboard_handoff(m.stamp[i]);
                 if (w->draining) {
                     worker_refuse(w, fds[i]);
                     continue;
@@ -194,10 +234,11 @@ static void worker_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     (void)sa;
     (void)salen;
     if (w->draining || w->nconns >= (uint64_t)w->cfg->max_conns) {
-        close(fd);
+        close(fd); /* not reached while the listener pauses at the cap */
         return;
     }
     conn_open(w, fd, ctl_now_ns());
+    worker_listener_update(w);
 }
 
 static int worker_init(struct worker *w, const struct config *cfg, int slot, int chan)
@@ -217,11 +258,17 @@ static int worker_init(struct worker *w, const struct config *cfg, int slot, int
     if (w->report_ev == NULL || w->drain_ev == NULL)
         return -1;
     static const int sigs[3] = { SIGTERM, SIGINT, SIGQUIT };
+    sigset_t mask;
+    sigemptyset(&mask);
     for (int i = 0; i < 3; i++) {
         w->sig_ev[i] = evsignal_new(w->base, sigs[i], worker_signal_cb, w);
         if (w->sig_ev[i] == NULL || event_add(w->sig_ev[i], NULL) < 0)
             return -1;
+        sigaddset(&mask, sigs[i]);
     }
+    /* A caller may block these until the handlers exist (model iterative
+     * announces before this runs); one sent meanwhile is delivered now. */
+    sigprocmask(SIG_UNBLOCK, &mask, NULL);
     if (chan >= 0) {
         w->chan_ev = event_new(w->base, chan, EV_READ | EV_PERSIST, worker_chan_cb, w);
         if (w->chan_ev == NULL || event_add(w->chan_ev, NULL) < 0)
@@ -260,6 +307,7 @@ int worker_run(const struct config *cfg, int slot, int chan, int listen_fd)
     int status = 1;
     if (worker_init(&w, cfg, slot, chan) < 0)
         goto out;
+    scoreboard_worker_attach(slot);
     if (listen_fd >= 0) {
         w.lev = evconnlistener_new(w.base, worker_accept_cb, &w,
                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);

@@ -27,6 +27,9 @@ struct worker {
     uint64_t total;              /* connections served */
     uint32_t closed_unreported;  /* closes not yet told to the master */
     uint32_t refused_unreported; /* of those, fds refused on arrival */
+    uint64_t rejected_msgs;      /* bad control messages since last logged */
+    uint64_t rejected_conns;     /* connections they dropped */
+    uint64_t rejected_logged_ns; /* when that was last logged */
     bool draining;               /* no new connections; exit when empty */
     bool exit_when_idle;         /* model fork: exit after the last close */
 };

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -46,7 +47,44 @@ bool server_log_contains(const struct server *s, const char *needle)
     return strstr(buf, needle) != NULL;
 }
 
+bool under_checker(void)
+{
+    const char *wrap = getenv("HANDOFFD_WRAPPER");
+    return wrap != NULL && wrap[0] != '\0';
+}
+
+bool server_log_has_reports(const struct server *s)
+{
+    if (server_log_contains(s, "Sanitizer") || server_log_contains(s, "runtime error:"))
+        return true;
+    /* valgrind: any error, or an fd other than stdio open at exit. */
+    char buf[1 << 16];
+    int fd = open(s->log_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    for (char *p = buf; (p = strstr(p, "ERROR SUMMARY: ")) != NULL; p++)
+        if (atoi(p + 15) != 0)
+            return true;
+    for (char *p = buf; (p = strstr(p, "FILE DESCRIPTORS: ")) != NULL; p++) {
+        int open_fds = 0, std = 0;
+        if (sscanf(p, "FILE DESCRIPTORS: %d open (%d std)", &open_fds, &std) == 2 &&
+            open_fds != std)
+            return true;
+    }
+    return false;
+}
+
 int server_start(struct server *s, const char *const *args)
+{
+    return server_start_limited(s, args, 0);
+}
+
+int server_start_limited(struct server *s, const char *const *args, int nofile)
 {
     memset(s, 0, sizeof(*s));
     snprintf(s->log_path, sizeof(s->log_path), "/tmp/handoff-test-XXXXXX");
@@ -69,6 +107,28 @@ int server_start(struct server *s, const char *const *args)
         int devnull = open("/dev/null", O_RDWR);
         dup2(devnull, STDIN_FILENO);
         dup2(devnull, STDOUT_FILENO);
+        /* The server inherits nothing of the test process but stdio. */
+        close_range(3, ~0U, 0);
+        if (nofile > 0) {
+            struct rlimit rl = { (rlim_t)nofile, (rlim_t)nofile };
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+        /* HANDOFFD_WRAPPER (e.g. "valgrind --track-fds=yes") runs the
+         * server under a checker: its words go before argv. */
+        const char *wrap = getenv("HANDOFFD_WRAPPER");
+        if (wrap != NULL && wrap[0] != '\0') {
+            static char words[1024];
+            const char *wargv[96];
+            size_t k = 0;
+            snprintf(words, sizeof(words), "%s", wrap);
+            for (char *save, *t = strtok_r(words, " ", &save); t != NULL && k < 32;
+                 t = strtok_r(NULL, " ", &save))
+                wargv[k++] = t;
+            for (size_t i = 0; i <= n; i++)
+                wargv[k + i] = argv[i];
+            execvp(wargv[0], (char *const *)wargv);
+            _exit(127);
+        }
         execv(argv[0], (char *const *)argv);
         _exit(127);
     }
@@ -122,6 +182,11 @@ int server_stop(struct server *s, int sig, int timeout_ms, int *status)
             if (status)
                 *status = st;
             s->pid = 0;
+            /* Workers' sanitizer reports land in the same log: a stop is
+             * only clean if none of the server's processes reported. */
+            usleep(50000);
+            if (server_log_has_reports(s))
+                return -2;
             return 0;
         }
         usleep(10000);

@@ -20,8 +20,11 @@ struct server {
 /* Start handoffd with ARGS (NULL-terminated, without argv[0]); waits up to
  * 10 s for the start-up line. Returns 0, or -1 (server killed, log kept). */
 int server_start(struct server *s, const char *const *args);
-/* Send SIG and wait up to TIMEOUT_MS for exit; *status gets the wait
- * status. Returns 0 when it exited, -1 if it had to be SIGKILLed. */
+/* As server_start, with RLIMIT_NOFILE set to NOFILE (0: unchanged). */
+int server_start_limited(struct server *s, const char *const *args, int nofile);
+/* Send SIG (0: just wait) and wait up to TIMEOUT_MS for exit; *status gets
+ * the wait status. Returns 0 when it exited cleanly, -1 if it had to be
+ * SIGKILLed, -2 if any server process logged a sanitizer report. */
 int server_stop(struct server *s, int sig, int timeout_ms, int *status);
 /* Whether PID is alive (and not a zombie). */
 bool proc_alive(pid_t pid);
@@ -29,6 +32,12 @@ bool proc_alive(pid_t pid);
 int proc_children(pid_t pid, pid_t *out, int max);
 /* Wait until PID has exactly N children, up to TIMEOUT_MS. */
 bool proc_wait_children(pid_t pid, int n, int timeout_ms);
+/* Whether the server runs under a checker (HANDOFFD_WRAPPER, e.g. valgrind):
+ * timing-sensitive tests skip then. */
+bool under_checker(void);
+/* Whether any server process logged a sanitizer or valgrind report, or
+ * exited with an fd other than stdio still open (valgrind --track-fds). */
+bool server_log_has_reports(const struct server *s);
 /* Whether the server log contains NEEDLE. */
 bool server_log_contains(const struct server *s, const char *needle);
 
