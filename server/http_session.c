@@ -209,6 +209,15 @@ static void access_log(const struct http_session *s, bool have_request, int stat
     }
 }
 
+/* A response is queued: log and count it. */
+static void finished(const struct http_session *s, bool have_request, int status, uint64_t bytes)
+{
+    if (s->opts->log_fd >= 0)
+        access_log(s, have_request, status, bytes);
+    if (s->on_status != NULL)
+        s->on_status(status);
+}
+
 /* ---- responses ----------------------------------------------------------- */
 
 /* Queue a head and, unless HEAD_ONLY, the short BODY. Returns 0 or -1. */
@@ -376,8 +385,7 @@ static int answer(struct http_session *s, enum conn_hdr conn)
     } else {
         rc = respond_file(s, path, path_len, conn, head_only, &status, &bytes);
     }
-    if (s->opts->log_fd >= 0)
-        access_log(s, true, status, bytes);
+    finished(s, true, status, bytes);
     return rc;
 }
 
@@ -629,8 +637,7 @@ static enum http_next fail(struct http_session *s, struct evbuffer *in, int stat
         return HTTP_NEXT_CLOSE; /* out of memory mid-response: nothing sane to add */
     if (respond_status(s, status, CONN_CLOSE, false, &bytes) < 0)
         return HTTP_NEXT_CLOSE;
-    if (s->opts->log_fd >= 0)
-        access_log(s, s->head_done, status, bytes);
+    finished(s, s->head_done, status, bytes);
     return HTTP_NEXT_LINGER;
 }
 
@@ -717,7 +724,6 @@ enum http_next http_session_expire(struct http_session *s, struct evbuffer *out,
     clock_update(now);
     if (respond_status(s, 408, CONN_CLOSE, false, &bytes) < 0)
         return HTTP_NEXT_CLOSE;
-    if (s->opts->log_fd >= 0)
-        access_log(s, false, 408, bytes);
+    finished(s, false, 408, bytes);
     return HTTP_NEXT_LINGER;
 }

@@ -51,12 +51,15 @@ enum http_next {
 /* Fills BUF with the connection's whoami line (no newline); returns its
  * length or -1. */
 typedef int (*http_whoami_fn)(void *arg, char *buf, size_t len);
+/* Told the status of every response queued (for counters). */
+typedef void (*http_status_fn)(int status);
 
 struct http_session {
     http_parser parser;           /* incremental request parser */
     const struct http_opts *opts; /* process-wide settings */
     http_whoami_fn whoami;        /* answers GET /whoami */
     void *whoami_arg;             /* its argument */
+    http_status_fn on_status;     /* counts responses; NULL: none */
     char peer[64];                /* client host for the access log */
     enum http_phase phase;        /* see enum http_phase */
     bool draining;                /* set by the driver: close after this request */

@@ -31,6 +31,8 @@
 #include "http_session.h"
 #include "http_static.h"
 #include "log.h"
+#include "proxy.h"
+#include "scoreboard.h"
 #include "worker.h"
 
 struct http_conn {
@@ -96,10 +98,11 @@ static int http_setup(const struct config *cfg)
     }
     if (cfg->http_access_log[0] != '\0') {
         opts.log_fd = open(cfg->http_access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-        if (opts.log_fd < 0) {
-            log_err("open(--access-log %s): %s", cfg->http_access_log, strerror(errno));
-            return -1;
-        }
+        /* Serving goes on without the log (say, a --user that may not
+         * write the file the master checked). */
+        if (opts.log_fd < 0)
+            log_err("open(--access-log %s): %s; not logging requests", cfg->http_access_log,
+                    strerror(errno));
     }
     setup_state = SETUP_DONE;
     return 0;
@@ -110,12 +113,15 @@ static int http_whoami(void *arg, char *buf, size_t len)
     return conn_whoami(arg, buf, len);
 }
 
-/* The client's address without the port, for the access log. */
-static void peer_host(int fd, char *buf, size_t len)
+/* The client's address without the port, for the access log: the PROXY
+ * header's source when there was one, else the socket's peer. */
+static void peer_host(struct conn *c, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+    if (c->proxied != NULL)
+        memcpy(&ss, &c->proxied->src, sizeof(c->proxied->src));
+    else if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0)
         return;
     if (ss.ss_family == AF_INET) {
         inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
@@ -191,8 +197,9 @@ static enum proto_rc http_open(struct conn *c)
     if (http_setup(c->w->cfg) < 0)
         return PROTO_ABORT;
     http_session_init(&hc->s, &opts, http_whoami, c, mono_ms(), wall_now());
+    hc->s.on_status = scoreboard_request;
     if (opts.log_fd >= 0)
-        peer_host(c->fd, hc->s.peer, sizeof(hc->s.peer));
+        peer_host(c, hc->s.peer, sizeof(hc->s.peer));
     if (write_timeout.tv_sec != 0 || write_timeout.tv_usec != 0)
         bufferevent_set_timeouts(c->bev, NULL, &write_timeout);
     timer_update(c, hc);

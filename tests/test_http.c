@@ -37,8 +37,9 @@ struct resp {
 /* Start handoffd on port 0 with one worker, protocol http and EXTRA. */
 static void start(struct server *s, const char *const *extra)
 {
-    const char *args[40] = { "--listen", "0", "--workers", "1", "--protocol", "http" };
-    size_t n = 6;
+    const char *args[40] = { "--listen", "0", "--workers", "1", "--protocol", "http",
+                             "--admin", "off" };
+    size_t n = 8;
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 39; i++)
         args[n++] = extra[i];
     args[n] = NULL;
@@ -846,6 +847,58 @@ Test(http, drain_closes_idle_and_finishes_in_flight, .timeout = 30)
     /* Signal 0: already stopping; just wait for the exit. */
     cr_assert_eq(server_stop(&s, 0, 15000, &st), 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* The admin port from the server's "handoffd: admin http://127.0.0.1:PORT". */
+static int admin_port_of(const struct server *s)
+{
+    static const char tag[] = "handoffd: admin http://127.0.0.1:";
+    char buf[8192];
+    int fd = open(s->log_path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    const char *l = strstr(buf, tag);
+    return l != NULL ? atoi(l + sizeof(tag) - 1) : -1;
+}
+
+/* Value of the sample NAME in the admin /metrics page, or -1. */
+static long metric(int port, const char *name)
+{
+    static char page[1 << 16];
+    int fd = tcp_connect(NULL, "127.0.0.1", port);
+    if (fd < 0)
+        return -1;
+    send_str(fd, "GET /metrics HTTP/1.0\r\n\r\n");
+    ssize_t n = read_to_eof(fd, page, sizeof(page) - 1, 5000);
+    close(fd);
+    page[n > 0 ? n : 0] = '\0';
+    const char *p = page;
+    size_t nl = strlen(name);
+    while ((p = strstr(p, name)) != NULL) {
+        if ((p == page || p[-1] == '\n') && p[nl] == ' ')
+            return strtol(p + nl + 1, NULL, 10);
+        p += nl;
+    }
+    return -1;
+}
+
+Test(http, responses_are_counted_by_class_on_the_admin_page, .timeout = 30)
+{
+    struct server s;
+    const char *args[] = { "--listen", "0", "--workers", "1", "--admin", "127.0.0.1:0", NULL };
+    cr_assert_eq(server_start(&s, args), 0);
+    int port = admin_port_of(&s);
+    cr_assert(port > 0, "no admin line in the log");
+    struct resp r;
+    for (int i = 0; i < 3; i++)
+        exchange(&s, "GET / HTTP/1.1\r\nHost: t\r\n\r\n", &r, false);
+    exchange(&s, "DELETE / HTTP/1.1\r\nHost: t\r\n\r\n", &r, false);
+    expect_status_close(&s, "GARBAGE\r\n\r\n", 400);
+    cr_assert_eq(metric(port, "handoff_requests_total{class=\"2xx\"}"), 3);
+    cr_assert_eq(metric(port, "handoff_requests_total{class=\"4xx\"}"), 2);
+    stop(&s);
 }
 
 Test(http, bad_options_are_start_up_errors, .timeout = 30)
