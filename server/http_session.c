@@ -663,6 +663,8 @@ enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
             return HTTP_NEXT_OUTPUT;
         struct evbuffer_iovec v[16];
         int nv = evbuffer_peek(in, -1, NULL, v, 16);
+        if (nv > 16)
+            nv = 16; /* peek may count extents it did not fill; the rest next turn */
         size_t used = 0;
         s->paused = false;
         for (int i = 0; i < nv && !s->paused; i++) {

@@ -10,6 +10,8 @@
  *   bit 1  a small max_output (exercises the pause on full output)
  *   bit 2  drain the worker part-way through
  *   bit 3  access log on (to /dev/null)
+ *   bit 4  a slow reader: the output is taken only every 1 + 8 * (bits 5-7)
+ *          steps, so unparsed input piles up in many segments
  *
  * Besides the sanitizers, it checks what must always hold:
  *   - nothing from outside the root is ever sent;
@@ -148,11 +150,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     time_t now = 1700000000;
     http_session_init(&s, &opts, fuzz_whoami, NULL, now_ms, now);
 
+    unsigned read_every = (setup & 0x10) ? 1u + 8u * (setup >> 5) : 0;
+    unsigned step = 0;
     size_t pos = 0;
     bool closed = false;
     while (pos < size && !closed) {
+        step++;
         uint32_t r = rng_next(&x);
-        size_t n = (r & 3) == 0 ? size - pos : 1 + (r >> 8) % 64;
+        size_t n = (r & 63) == 0 ? size - pos : 1 + (r >> 8) % 64;
         if (n > size - pos)
             n = size - pos;
         /* By reference: each piece is its own segment, so the parser sees
@@ -180,8 +185,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         if (nx == HTTP_NEXT_CLOSE || nx == HTTP_NEXT_LINGER)
             closed = true;
-        else if (nx == HTTP_NEXT_OUTPUT || (r & 0x20000))
-            take_output(out);
+        else if (read_every != 0 ? step % read_every == 0
+                                 : (r & 0x20000) || nx == HTTP_NEXT_OUTPUT)
+            take_output(out); /* else the client is not reading: input piles up */
     }
     /* The client reads everything now: requests left waiting for output
      * space are answered. */
