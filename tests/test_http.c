@@ -65,6 +65,17 @@ static void send_str(int fd, const char *req)
     cr_assert_eq(write_all(fd, req, strlen(req)), 0, "write: %s", strerror(errno));
 }
 
+/* The start of file PATH into BUF (NUL-terminated); returns bytes read. */
+static size_t slurp(const char *path, char *buf, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return n > 0 ? (size_t)n : 0;
+}
+
 /* Value of field NAME in R's head (up to the CR), or NULL. */
 static const char *field(const struct resp *r, const char *name, char *buf, size_t len)
 {
@@ -708,11 +719,7 @@ Test(http, access_log_common_format, .timeout = 30)
     char buf[4096] = { 0 };
     uint64_t deadline = now_ms() + 3000;
     while (now_ms() < deadline) {
-        int fd = open(path, O_RDONLY);
-        ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-        if (fd >= 0)
-            close(fd);
-        buf[n > 0 ? n : 0] = '\0';
+        slurp(path, buf, sizeof(buf));
         if (strstr(buf, "PUT") != NULL)
             break;
         usleep(20000);
@@ -734,14 +741,7 @@ static long rss_kb(pid_t pid)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = '\0';
+    slurp(path, buf, sizeof(buf));
     char *p = strstr(buf, "VmRSS:");
     return p != NULL ? strtol(p + 6, NULL, 10) : -1;
 }
@@ -854,11 +854,7 @@ static int admin_port_of(const struct server *s)
 {
     static const char tag[] = "handoffd: admin http://127.0.0.1:";
     char buf[8192];
-    int fd = open(s->log_path, O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    buf[n > 0 ? n : 0] = '\0';
+    slurp(s->log_path, buf, sizeof(buf));
     const char *l = strstr(buf, tag);
     return l != NULL ? atoi(l + sizeof(tag) - 1) : -1;
 }
