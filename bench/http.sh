@@ -41,11 +41,12 @@ trap cleanup EXIT INT TERM
 command -v wrk >/dev/null || { echo "http.sh: wrk is not installed (.ci/deps.sh bench)" >&2; exit 1; }
 [ -x "$HANDOFFD" ] || { echo "http.sh: $HANDOFFD not built (make)" >&2; exit 1; }
 
-# A port nobody listens on, for nginx (handoffd picks its own with port 0).
+# A port below the ephemeral range that no socket uses, for nginx
+# (handoffd picks its own with port 0).
 free_port() {
     for _ in 1 2 3 4 5 6 7 8 9 10; do
-        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 30000))
-        ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return 0; }
+        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000))
+        ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return 0; }
     done
     return 1
 }
@@ -66,9 +67,10 @@ start_handoffd() {
 
 start_nginx() {
     command -v "$NGINX" >/dev/null 2>&1 || return 1
-    nport=$(free_port)
-    mkdir -p "$work/nginx/logs"
-    cat >"$work/nginx/nginx.conf" <<EOF
+    for attempt in 1 2 3; do
+        nport=$(free_port) || return 1
+        mkdir -p "$work/nginx/logs"
+        cat >"$work/nginx/nginx.conf" <<EOF
 worker_processes 2;
 daemon off;
 pid $work/nginx/nginx.pid;
@@ -84,14 +86,21 @@ http {
     }
 }
 EOF
-    "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" &
-    npid=$!
-    i=0
-    while ! ss -Htln "sport = :$nport" | grep -q .; do
-        i=$((i + 1))
-        [ $i -gt 100 ] && { echo "http.sh: nginx did not start" >&2; return 1; }
-        sleep 0.05
+        "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/start.log" &
+        npid=$!
+        i=0
+        while kill -0 "$npid" 2>/dev/null && ! ss -Htln "sport = :$nport" | grep -q .; do
+            i=$((i + 1))
+            [ $i -gt 100 ] && break
+            sleep 0.05
+        done
+        ss -Htln "sport = :$nport" | grep -q . && return 0
+        kill "$npid" 2>/dev/null
+        wait "$npid" 2>/dev/null
+        npid=""
+        echo "http.sh: nginx did not start on port $nport (attempt $attempt)" >&2
     done
+    return 1
 }
 
 # run_wrk PORT MODE OUT: one wrk run; prints "rps p99_ms errors non2xx".
