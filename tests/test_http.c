@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,6 +35,33 @@ struct resp {
     size_t body_len;     /* bytes in body */
 };
 
+/* The master the running test started, or 0. A failed assertion abandons
+ * the test's frame, so the pid is kept here for the suite's fini hook. */
+static pid_t live_pid;
+
+static void http_fini(void)
+{
+    pid_t kids[16];
+    if (live_pid <= 0)
+        return;
+    int n = proc_children(live_pid, kids, 16);
+    kill(live_pid, SIGKILL);
+    waitpid(live_pid, NULL, 0);
+    for (int i = 0; i < n; i++)
+        kill(kids[i], SIGKILL);
+    live_pid = 0;
+}
+
+TestSuite(http, .fini = http_fini);
+
+/* server_start, remembering the server for http_fini. */
+static int start_args(struct server *s, const char *const *args)
+{
+    int rc = server_start(s, args);
+    live_pid = rc == 0 ? s->pid : 0;
+    return rc;
+}
+
 /* Start handoffd on port 0 with one worker, protocol http and EXTRA. */
 static void start(struct server *s, const char *const *extra)
 {
@@ -43,14 +71,22 @@ static void start(struct server *s, const char *const *extra)
     for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 39; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    cr_assert_eq(server_start(s, args), 0, "server did not start");
+    cr_assert_eq(start_args(s, args), 0, "server did not start");
+}
+
+/* server_stop with SIG; asserts a clean exit (no sanitizer report). */
+static void stop_with(struct server *s, int sig)
+{
+    int st;
+    int rc = server_stop(s, sig, 15000, &st);
+    live_pid = 0;
+    cr_assert_eq(rc, 0, "server did not stop cleanly (%d)", rc);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status %d", st);
 }
 
 static void stop(struct server *s)
 {
-    int st;
-    cr_assert_eq(server_stop(s, SIGTERM, 15000, &st), 0, "server did not stop in time");
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server exit status %d", st);
+    stop_with(s, SIGTERM);
 }
 
 static int dial(const struct server *s)
@@ -843,10 +879,8 @@ Test(http, drain_closes_idle_and_finishes_in_flight, .timeout = 30)
     cr_assert(closed_within(busy, 3000));
     close(idle);
     close(busy);
-    int st;
     /* Signal 0: already stopping; just wait for the exit. */
-    cr_assert_eq(server_stop(&s, 0, 15000, &st), 0);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    stop_with(&s, 0);
 }
 
 /* The admin port from the server's "handoffd: admin http://127.0.0.1:PORT". */
@@ -884,7 +918,7 @@ Test(http, responses_are_counted_by_class_on_the_admin_page, .timeout = 30)
 {
     struct server s;
     const char *args[] = { "--listen", "0", "--workers", "1", "--admin", "127.0.0.1:0", NULL };
-    cr_assert_eq(server_start(&s, args), 0);
+    cr_assert_eq(start_args(&s, args), 0);
     int port = admin_port_of(&s);
     cr_assert(port > 0, "no admin line in the log");
     struct resp r;
