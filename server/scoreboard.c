@@ -379,6 +379,7 @@ int scoreboard_read_slot(int slot, struct scoreboard_slot_view *v)
     uint64_t starts = SB_LOAD(s->starts);
     v->pid = (pid_t)SB_LOAD(s->pid);
     v->state = st <= SCOREBOARD_DRAINING ? (enum scoreboard_state)st : SCOREBOARD_EMPTY;
+    v->used = starts > 0;
     v->restarts = starts > 0 ? starts - 1 : 0;
     /* A live count is the current process's only once it has attached. */
     if (v->pid > 0 && atomic_load_explicit(&s->owner, memory_order_acquire) == (int)v->pid)

@@ -99,6 +99,9 @@ struct scoreboard_master_view {
 
 struct scoreboard_slot_view {
     pid_t pid;                               /* 0 when the slot is empty */
+    bool used;                               /* a worker has ever run here (the
+                                                second half of the slots only
+                                                fills during a reload) */
     enum scoreboard_state state;
     uint64_t restarts;                       /* starts after the first */
     uint64_t live;                           /* 0 unless the worker is attached */
