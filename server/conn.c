@@ -191,6 +191,7 @@ static bool conn_proxy_read(struct conn *c)
             why = "out of memory";
         } else {
             *c->proxied = h.pair;
+            scoreboard_conn_readdress(c->sb_row, &h.pair.dst.sa, &h.pair.src.sa);
         }
     }
     if (rc == PROXY_ERROR) {
