@@ -688,11 +688,12 @@ enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
         }
         evbuffer_drain(in, used);
         if (s->phase == HTTP_DONE) {
-            /* Unanswered input means the peer is still talking: linger so
-             * the last response is not lost to a reset. */
-            bool more = evbuffer_get_length(in) > 0;
+            /* Linger even when nothing is left here: a pipelining peer may
+             * still be sending, its next request in the socket or on the
+             * way, and closing with input unread resets the connection and
+             * throws away the responses still in our socket buffer. */
             evbuffer_drain(in, evbuffer_get_length(in));
-            return more ? HTTP_NEXT_LINGER : HTTP_NEXT_CLOSE;
+            return HTTP_NEXT_LINGER;
         }
     }
 }
