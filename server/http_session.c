@@ -42,6 +42,27 @@ enum field {
     FIELD_IF_MODIFIED_SINCE,
 };
 
+/* What the parser tolerates in a header section but RFC 9112 says to reject,
+ * because two parties could read it differently (request smuggling): a bare
+ * LF or CR as a line end (§2.2), obs-fold (§5.2), and a request line that is
+ * not exactly METHOD SP TARGET SP VERSION with a visible-ASCII target (§3).
+ * The parser checks the rest. Empty lines before the request line are
+ * allowed (§2.2). */
+enum head_scan {
+    HS_LEAD = 0,      /* before the request line */
+    HS_LEAD_CR,       /* CR of an empty leading line */
+    HS_METHOD,        /* in the method */
+    HS_TARGET_START,  /* just after the SP before the target */
+    HS_TARGET,        /* in the target */
+    HS_VERSION_START, /* just after the SP before the version */
+    HS_VERSION,       /* in the version */
+    HS_LINE_CR,       /* CR ending the request line or a field line */
+    HS_FIELD_START,   /* at the start of a field line, or the empty line */
+    HS_FIELD,         /* in a field line */
+    HS_END_CR,        /* CR of the empty line ending the section */
+    HS_BODY,          /* past the section, until the message ends */
+};
+
 /* What the Connection header of a response says. */
 enum conn_hdr {
     CONN_NONE = 0,   /* HTTP/1.1 keep-alive: implied */
@@ -402,6 +423,7 @@ static int on_message_begin(http_parser *p)
     s->content_lengths = 0;
     s->transfer_encoding = false;
     s->host = false;
+    s->host_twice = false;
     s->in_value = false;
     s->field = FIELD_OTHER;
     s->name_len = 0;
@@ -466,6 +488,7 @@ static void field_named(struct http_session *s)
         s->transfer_encoding = true;
         break;
     case FIELD_HOST:
+        s->host_twice = s->host;
         s->host = true;
         break;
     case FIELD_IF_MODIFIED_SINCE:
@@ -527,8 +550,8 @@ static int on_headers_complete(http_parser *p)
         s->error = 505;
         return -1;
     }
-    if (p->http_minor >= 1 && !s->host) {
-        s->error = 400; /* RFC 9112 §3.2: HTTP/1.1 requires Host */
+    if ((p->http_minor >= 1 && !s->host) || s->host_twice) {
+        s->error = 400; /* RFC 9112 §3.2: exactly one Host (HTTP/1.1 requires it) */
         return -1;
     }
     /* Request smuggling: the parser rejects most of these itself; these
@@ -579,10 +602,11 @@ static int on_message_complete(http_parser *p)
     s->phase = keep ? HTTP_IDLE : HTTP_DONE;
     s->phase_since = s->now_ms;
     s->head_done = false;
-    if (!keep || evbuffer_get_length(s->out) >= s->opts->max_output) {
-        http_parser_pause(p, 1);
-        s->paused = true;
-    }
+    /* Stop at every request end, so that the next header section is
+     * checked (head_check) before the parser sees it. */
+    s->head_scan = HS_LEAD;
+    http_parser_pause(p, 1);
+    s->paused = true;
     return 0;
 }
 
@@ -595,6 +619,65 @@ static const http_parser_settings parser_settings = {
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
+
+/* ---- header-section syntax ----------------------------------------------- */
+
+static bool is_visible(unsigned char ch)
+{
+    return ch > ' ' && ch < 0x7f;
+}
+
+/* Check B (LEN bytes) against the rules at enum head_scan, up to and
+ * including the end of the header section. Returns the bytes checked, or -1
+ * on a violation. */
+static ssize_t head_check(struct http_session *s, const unsigned char *b, size_t len)
+{
+    size_t i = 0;
+    for (; i < len && s->head_scan != HS_BODY; i++) {
+        unsigned char ch = b[i];
+        int next;
+        switch ((enum head_scan)s->head_scan) {
+        case HS_LEAD:
+            next = ch == '\r' ? HS_LEAD_CR : is_visible(ch) ? HS_METHOD : -1;
+            break;
+        case HS_LEAD_CR:
+            next = ch == '\n' ? HS_LEAD : -1;
+            break;
+        case HS_METHOD:
+            next = ch == ' ' ? HS_TARGET_START : is_visible(ch) ? HS_METHOD : -1;
+            break;
+        case HS_TARGET_START: /* a second SP, a CTL or a byte that is not ASCII: no */
+        case HS_TARGET:
+            next = is_visible(ch) ? HS_TARGET
+                   : ch == ' ' && s->head_scan == HS_TARGET ? HS_VERSION_START : -1;
+            break;
+        case HS_VERSION_START:
+        case HS_VERSION:
+            next = is_visible(ch) ? HS_VERSION
+                   : ch == '\r' && s->head_scan == HS_VERSION ? HS_LINE_CR : -1;
+            break;
+        case HS_LINE_CR: /* a bare CR */
+            next = ch == '\n' ? HS_FIELD_START : -1;
+            break;
+        case HS_FIELD_START: /* SP or HT here is obs-fold; LF a bare LF */
+            next = ch == '\r' ? HS_END_CR : ch == ' ' || ch == '\t' || ch == '\n' ? -1 : HS_FIELD;
+            break;
+        case HS_FIELD:
+            next = ch == '\r' ? HS_LINE_CR : ch == '\n' ? -1 : HS_FIELD;
+            break;
+        case HS_END_CR:
+            next = ch == '\n' ? HS_BODY : -1;
+            break;
+        default:
+            next = HS_BODY;
+            break;
+        }
+        if (next < 0)
+            return -1;
+        s->head_scan = next;
+    }
+    return (ssize_t)i;
+}
 
 /* ---- driving ------------------------------------------------------------- */
 
@@ -668,8 +751,18 @@ enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
         size_t used = 0;
         s->paused = false;
         for (int i = 0; i < nv && !s->paused; i++) {
-            size_t k = http_parser_execute(&s->parser, &parser_settings, v[i].iov_base,
-                                           v[i].iov_len);
+            /* A header section goes to the parser only once checked, up to
+             * its end; the rest of the extent waits for the next turn. */
+            size_t n = v[i].iov_len;
+            if (s->head_scan != HS_BODY) {
+                ssize_t h = head_check(s, v[i].iov_base, n);
+                if (h < 0)
+                    return fail(s, in, 400);
+                if ((size_t)h < n)
+                    nv = i + 1;
+                n = (size_t)h;
+            }
+            size_t k = http_parser_execute(&s->parser, &parser_settings, v[i].iov_base, n);
             used += k;
             enum http_errno e = HTTP_PARSER_ERRNO(&s->parser);
             if (e == HPE_PAUSED) {
@@ -678,7 +771,7 @@ enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
                 return fail(s, in, 431);
             } else if (e != HPE_OK) {
                 return fail(s, in, s->error != 0 ? s->error : 400);
-            } else if (k != v[i].iov_len) {
+            } else if (k != n) {
                 /* Only an upgrade stops the parser early without an error,
                  * and on_message_complete has closed the session for it. */
                 if (s->phase != HTTP_DONE)
