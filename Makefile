@@ -123,11 +123,11 @@ fuzz-run = mkdir -p $(FUZZ_BUILD)/corpus && \
 
 fuzz: deps-test $(FUZZ_BUILD)/http-fuzz $(FUZZ_BUILD)/ctl-fuzz
 	$(call fuzz-run,$(FUZZ_TIME))
-	$(call ctl-fuzz-run,$(FUZZ_CTL_RUNS))
+	$(call ctl-fuzz-run,$(FUZZ_CTL_RUNS),ctl-fuzz.log)
 
 fuzz-smoke: $(FUZZ_BUILD)/http-fuzz $(FUZZ_BUILD)/ctl-fuzz
 	$(call fuzz-run,$(FUZZ_SMOKE_TIME))
-	$(call ctl-fuzz-run,$(FUZZ_CTL_SMOKE_RUNS))
+	$(call ctl-fuzz-run,$(FUZZ_CTL_SMOKE_RUNS),ctl-fuzz-smoke.log)
 
 # Not a test: handoffd against nginx under wrk (see bench/http.sh).
 bench-http: $(BUILD)/handoffd
@@ -172,14 +172,14 @@ $(FUZZ_BUILD)/ctl-fuzz: $(FUZZ_CTL_SRC) common/ctl.h common/fdpass.h
 ctl-fuzz-run = mkdir -p $(FUZZ_BUILD)/ctl-corpus && \
 	if $(FUZZ_BUILD)/ctl-fuzz -runs=$(1) -max_len=1024 -print_final_stats=1 \
 	    -artifact_prefix=$(FUZZ_BUILD)/ctl- $(FUZZ_BUILD)/ctl-corpus tests/fuzz/ctl \
-	    >$(FUZZ_BUILD)/ctl-fuzz.log 2>&1; then \
-	    grep -E '^Done|^stat::(number_of_executed_units|average_exec_per_sec)' $(FUZZ_BUILD)/ctl-fuzz.log; \
-	else tail -n 40 $(FUZZ_BUILD)/ctl-fuzz.log; echo "ctl-fuzz failed; see $(FUZZ_BUILD)/ctl-fuzz.log"; exit 1; fi
+	    >$(FUZZ_BUILD)/$(2) 2>&1; then \
+	    grep -E '^Done|^stat::(number_of_executed_units|average_exec_per_sec)' $(FUZZ_BUILD)/$(2); \
+	else tail -n 40 $(FUZZ_BUILD)/$(2); echo "ctl-fuzz failed; see $(FUZZ_BUILD)/$(2)"; exit 1; fi
 
 fuzz-ctl:
 	@.ci/deps.sh fuzz
 	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/ctl-fuzz
-	$(call ctl-fuzz-run,$(FUZZ_CTL_RUNS))
+	$(call ctl-fuzz-run,$(FUZZ_CTL_RUNS),ctl-fuzz.log)
 
 install: $(BUILD)/handoffd
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR)
