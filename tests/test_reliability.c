@@ -121,7 +121,8 @@ Test(reliability, worker_killed_under_load)
     double requests = json_num(json, NULL, "requests");
     double errors = json_num(json, "errors", "total");
     double timeouts = json_num(json, "errors", "timeout");
-    double refused = json_num(json, "errors", "connect") + json_num(json, "errors", "connect_timeout");
+    double refused = json_num(json, "errors", "connect") +
+                     json_num(json, "errors", "connect_timeout");
     int nlog = 0;
     long master_lost = log_sum_after(s.log_path, "killed by signal 9 with ", &nlog);
     long leaked = fds_left_over(&s, WORKERS, master0, worker0);
