@@ -23,6 +23,8 @@
 
 #define JSON_MAX 8192
 
+TestSuite(reliability, .fini = reliability_fini);
+
 static void skip_under_checker(void)
 {
     if (under_checker())
@@ -79,7 +81,7 @@ Test(reliability, worker_killed_under_load)
     struct server s;
     const char *args[] = { "--listen", "127.0.0.1:0", "--workers", "4", "--protocol", "echo",
                            "--drain-timeout", "5", NULL };
-    cr_assert_eq(server_start(&s, args), 0);
+    cr_assert_eq(server_start_tracked(&s, args, 0), 0);
     pid_t kids[WORKERS];
     workers_of(&s, kids, WORKERS);
     int master0 = fdutil_count_open_pid(s.pid);
@@ -242,7 +244,7 @@ Test(reliability, sigterm_mid_load_finishes_what_is_in_flight)
         struct server s;
         const char *args[] = { "--listen", "127.0.0.1:0", "--workers", "2", "--protocol",
                                "echo", "--drain-timeout", "60", NULL };
-        cr_assert_eq(server_start(&s, args), 0);
+        cr_assert_eq(server_start_tracked(&s, args, 0), 0);
         struct bench_job job;
         uint64_t t0 = now_ms();
         load_start(&job, "echo", s.port, CONNS, secs);
@@ -273,7 +275,7 @@ Test(reliability, sigterm_mid_load_finishes_what_is_in_flight)
          * of the answer it is sending, and the master waits for that. */
         const char *uargs[] = { "--listen", "127.0.0.1:0", "--workers", "2", "--protocol",
                                 "unp", "--drain-timeout", "60", NULL };
-        cr_assert_eq(server_start(&s, uargs), 0);
+        cr_assert_eq(server_start_tracked(&s, uargs, 0), 0);
         int whole = unp_answers_across_sigterm(&s, UNP_CONNS, unp_bytes);
         attempted += UNP_CONNS;
         failed += (uint64_t)(UNP_CONNS - whole);
@@ -404,7 +406,7 @@ Test(reliability, fd_exhaustion_degrades_without_spinning_and_recovers)
     struct server s;
     const char *cap_args[] = { "--listen", "127.0.0.1:0", "--workers", "2", "--protocol",
                                "whoami", NULL };
-    cr_assert_eq(server_start_limited(&s, cap_args, NOFILE), 0);
+    cr_assert_eq(server_start_tracked(&s, cap_args, NOFILE), 0);
     pid_t kids[2];
     workers_of(&s, kids, 2);
     int master0 = fdutil_count_open_pid(s.pid), worker0 = fdutil_count_open_pid(kids[0]);
@@ -443,7 +445,7 @@ Test(reliability, fd_exhaustion_degrades_without_spinning_and_recovers)
      * a close at once; nobody hangs, nothing spins, service resumes. */
     const char *over_args[] = { "--listen", "127.0.0.1:0", "--workers", "2", "--protocol",
                                 "echo", "--max-conns", "100000", NULL };
-    cr_assert_eq(server_start_limited(&s, over_args, NOFILE), 0);
+    cr_assert_eq(server_start_tracked(&s, over_args, NOFILE), 0);
     workers_of(&s, kids, 2);
     master0 = fdutil_count_open_pid(s.pid);
     worker0 = fdutil_count_open_pid(kids[0]);
@@ -528,7 +530,7 @@ static double stalled_echo_kib(const char *max_output, int n, uint64_t *sent_tot
     struct server s;
     const char *args[] = { "--listen", "127.0.0.1:0", "--workers", "1", "--protocol", "echo",
                            "--max-output-bytes", max_output, NULL };
-    cr_assert_eq(server_start(&s, args), 0);
+    cr_assert_eq(server_start_tracked(&s, args, 0), 0);
     pid_t w;
     workers_of(&s, &w, 1);
     /* Warm up the worker's allocator and libevent with a few connections. */

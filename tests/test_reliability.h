@@ -18,6 +18,14 @@ bool soak_full(void);
 /* SHORT_V under make test, FULL_V under make soak. */
 long soak_pick(long short_v, long full_v);
 
+/* Remember PID (a child of this test) for reliability_fini. */
+void track_pid(pid_t pid);
+/* Suite .fini: SIGKILL every tracked process still running (and a server's
+ * workers), so a failed assertion leaves nothing behind. */
+void reliability_fini(void);
+/* server_start_limited (NOFILE 0: unchanged), tracked. */
+int server_start_tracked(struct server *s, const char *const *args, int nofile);
+
 /* One line of the soak report. */
 struct soak_row {
     const char *scenario; /* short name */

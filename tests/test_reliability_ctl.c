@@ -35,6 +35,8 @@ struct fake_master {
 
 static struct config cfg; /* read by the forked worker for its life */
 
+TestSuite(reliability_ctl, .fini = reliability_fini);
+
 static void worker_start(struct fake_master *fm)
 {
     char err[256];
@@ -54,6 +56,7 @@ static void worker_start(struct fake_master *fm)
             _exit(1);
         _exit(worker_run(&cfg, 0, sv[1], -1));
     }
+    track_pid(fm->pid);
     close(logfd);
     close(sv[1]);
     fm->chan = sv[0];

@@ -19,6 +19,8 @@
 #include "harness.h"
 #include "test_reliability.h"
 
+TestSuite(reliability_http, .fini = reliability_fini);
+
 /* Start handoffd speaking http with ARGS appended; skips the test when the
  * binary has no http protocol. */
 static void http_start(struct server *s, const char *const *extra)
@@ -28,7 +30,7 @@ static void http_start(struct server *s, const char *const *extra)
     for (size_t i = 0; extra[i] != NULL && n < 31; i++)
         args[n++] = extra[i];
     args[n] = NULL;
-    if (server_start(s, args) == 0)
+    if (server_start_tracked(s, args, 0) == 0)
         return;
     if (server_log_contains(s, "protocol"))
         cr_skip_test("this handoffd has no http protocol");

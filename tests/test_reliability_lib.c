@@ -62,6 +62,46 @@ void soak_report(const struct soak_row *row)
     fclose(f);
 }
 
+/* ---- clean-up after a failed assertion -------------------------------------- */
+
+/* Processes this test started: servers' masters, tools, forked workers. */
+static pid_t tracked[16];
+
+void track_pid(pid_t pid)
+{
+    for (size_t i = 0; i < sizeof(tracked) / sizeof(tracked[0]); i++)
+        if (tracked[i] <= 0) {
+            tracked[i] = pid;
+            return;
+        }
+}
+
+void reliability_fini(void)
+{
+    for (size_t i = 0; i < sizeof(tracked) / sizeof(tracked[0]); i++) {
+        pid_t pid = tracked[i];
+        tracked[i] = 0;
+        /* Only a child of ours not yet waited for: a pid that was reaped
+         * may already belong to someone else. */
+        if (pid <= 0 || waitpid(pid, NULL, WNOHANG) != 0)
+            continue;
+        pid_t kids[64];
+        int n = proc_children(pid, kids, 64);
+        kill(pid, SIGKILL);
+        for (int k = 0; k < n; k++)
+            kill(kids[k], SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+}
+
+int server_start_tracked(struct server *s, const char *const *args, int nofile)
+{
+    int rc = server_start_limited(s, args, nofile);
+    if (rc == 0)
+        track_pid(s->pid);
+    return rc;
+}
+
 /* ---- handoff-bench --------------------------------------------------------- */
 
 static void bench_tool(char *path, size_t len)
@@ -94,6 +134,8 @@ int job_start(struct bench_job *j, const char *tool, const char *const *args)
     j->pid = fork();
     if (j->pid < 0)
         goto fail;
+    if (j->pid > 0)
+        track_pid(j->pid);
     if (j->pid == 0) {
         dup2(out, STDOUT_FILENO);
         dup2(err, STDERR_FILENO);
