@@ -29,7 +29,7 @@ int server_start_tracked(struct server *s, const char *const *args, int nofile);
 /* One line of the soak report. */
 struct soak_row {
     const char *scenario; /* short name */
-    char load[200];       /* the load held while faults were injected */
+    char load[320];       /* the load held while faults were injected */
     char faults[200];     /* what was injected, how often */
     uint64_t attempted;   /* requests (or connections) the clients tried */
     uint64_t failed;      /* of those, not answered */

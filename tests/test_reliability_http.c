@@ -336,7 +336,9 @@ Test(reliability_http, slowloris_closed_at_header_timeout_while_others_are_serve
     const int n = (int)soak_pick(200, 2000);
     const int timeout_s = (int)soak_pick(2, 10);
     const int trickle_ms = (int)soak_pick(500, 3000);
-    const int wrk_s = 20;
+    const int wrk_s = 10;
+    enum { WRK_ROUNDS = 3 };
+    double base_r[WRK_ROUNDS], attack_r[WRK_ROUNDS];
     char ht[16];
     snprintf(ht, sizeof(ht), "%d", timeout_s);
     struct server s;
@@ -350,25 +352,31 @@ Test(reliability_http, slowloris_closed_at_header_timeout_while_others_are_serve
     uint64_t attempted = 0, failed = 0;
 
     if (soak_full()) {
-        /* wrk's p99 alone, then with N slow connections held open
-         * throughout (each one closed is replaced at once). */
+        /* wrk's p99 alone and with N slow connections held open throughout
+         * (each one the server closes is replaced at once), in alternating
+         * rounds; the best round of each counts, so that a burst of load
+         * from another user of the machine does not decide the ratio. */
         struct bench_job w;
-        wrk_start(&w, s.port, wrk_s);
-        base_p99 = wrk_finish(&w, wrk_s);
-        for (int i = 0; i < n; i++)
-            slow_open(&c[i], s.port, trickle_ms, i, n);
-        closes += slow_drive(c, n, s.port, trickle_ms, 3000, true, close_s + closes,
-                             65536 - closes, &answered);
-        wrk_start(&w, s.port, wrk_s);
-        while (!job_done(&w))
-            closes += slow_drive(c, n, s.port, trickle_ms, 500, true, close_s + closes,
+        for (int r = 0; r < WRK_ROUNDS; r++) {
+            wrk_start(&w, s.port, wrk_s);
+            base_r[r] = wrk_finish(&w, wrk_s);
+            for (int i = 0; i < n; i++)
+                slow_open(&c[i], s.port, trickle_ms, i, n);
+            closes += slow_drive(c, n, s.port, trickle_ms, 3000, true, close_s + closes,
                                  65536 - closes, &answered);
-        attack_p99 = wrk_finish(&w, wrk_s);
-        p99 = attack_p99;
-    } else {
-        for (int i = 0; i < n; i++)
-            slow_open(&c[i], s.port, trickle_ms, i, n);
+            wrk_start(&w, s.port, wrk_s);
+            while (!job_done(&w))
+                closes += slow_drive(c, n, s.port, trickle_ms, 500, true, close_s + closes,
+                                     65536 - closes, &answered);
+            attack_r[r] = wrk_finish(&w, wrk_s);
+            slow_close_all(c, n);
+            base_p99 = r == 0 || base_r[r] < base_p99 ? base_r[r] : base_p99;
+            attack_p99 = r == 0 || attack_r[r] < attack_p99 ? attack_r[r] : attack_p99;
+            p99 = attack_r[r] > p99 ? attack_r[r] : p99;
+        }
     }
+    for (int i = 0; i < n; i++)
+        slow_open(&c[i], s.port, trickle_ms, i, n);
     /* Normal clients meanwhile: handoff-bench keep-alive over http. */
     struct bench_job b;
     load_start(&b, "http", s.port, 20, timeout_s + 1);
@@ -395,17 +403,20 @@ Test(reliability_http, slowloris_closed_at_header_timeout_while_others_are_serve
     struct soak_row row = { .scenario = "slowloris", .fds_leaked = -1, .p99_ms = p99 };
     snprintf(row.load, sizeof(row.load), "%d connections trickling a header byte every %d ms "
              "(--header-timeout %d s)%s; handoff-bench keep-alive http at 20 connections",
-             n, trickle_ms, timeout_s, soak_full() ? ", kept at that count; wrk -c50 20 s" : "");
+             n, trickle_ms, timeout_s,
+             soak_full() ? ", kept at that count; wrk -c50, 3 x 10 s alone and 3 x 10 s "
+                           "under attack, alternating" : "");
     snprintf(row.faults, sizeof(row.faults), "%d slow connections closed at %.2f-%.2f s after "
              "their first byte (%d with a 408 first)", closes, lo, hi, answered);
     row.attempted = attempted;
     row.failed = failed;
     row.lost = failed;
     if (soak_full())
-        snprintf(row.note, sizeof(row.note), "wrk -c50 p99 %.2f ms alone, %.2f ms during the "
-                 "attack (x%.2f, limit x2); normal requests must all succeed; every slow "
-                 "connection is closed at the header timeout", base_p99, attack_p99,
-                 attack_p99 / base_p99);
+        snprintf(row.note, sizeof(row.note), "wrk -c50 p99 alone %.2f/%.2f/%.2f ms, under "
+                 "attack %.2f/%.2f/%.2f ms; best of each %.2f and %.2f ms (x%.2f, limit x2); "
+                 "normal requests must all succeed; every slow connection is closed at the "
+                 "header timeout", base_r[0], base_r[1], base_r[2], attack_r[0], attack_r[1],
+                 attack_r[2], base_p99, attack_p99, attack_p99 / base_p99);
     else
         snprintf(row.note, sizeof(row.note), "normal requests must all succeed; every slow "
                  "connection is closed at the header timeout");
