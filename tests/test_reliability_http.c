@@ -360,10 +360,16 @@ Test(reliability_http, slowloris_closed_at_header_timeout_while_others_are_serve
         for (int r = 0; r < WRK_ROUNDS; r++) {
             wrk_start(&w, s.port, wrk_s);
             base_r[r] = wrk_finish(&w, wrk_s);
-            for (int i = 0; i < n; i++)
-                slow_open(&c[i], s.port, trickle_ms, i, n);
-            closes += slow_drive(c, n, s.port, trickle_ms, 3000, true, close_s + closes,
-                                 65536 - closes, &answered);
+            /* Opened at a steady rate over one trickle interval, as attack
+             * tools do (not all in the same millisecond, which would also
+             * time them all out together). */
+            for (int k = 0; k < 30; k++) {
+                for (int i = n * k / 30; i < n * (k + 1) / 30; i++)
+                    slow_open(&c[i], s.port, trickle_ms, i, n);
+                closes += slow_drive(c, n * (k + 1) / 30, s.port, trickle_ms,
+                                     (uint64_t)trickle_ms / 30, true, close_s + closes,
+                                     65536 - closes, &answered);
+            }
             wrk_start(&w, s.port, wrk_s);
             while (!job_done(&w))
                 closes += slow_drive(c, n, s.port, trickle_ms, 500, true, close_s + closes,
@@ -404,8 +410,8 @@ Test(reliability_http, slowloris_closed_at_header_timeout_while_others_are_serve
     snprintf(row.load, sizeof(row.load), "%d connections trickling a header byte every %d ms "
              "(--header-timeout %d s)%s; handoff-bench keep-alive http at 20 connections",
              n, trickle_ms, timeout_s,
-             soak_full() ? ", kept at that count; wrk -c50, 3 x 10 s alone and 3 x 10 s "
-                           "under attack, alternating" : "");
+             soak_full() ? ", opened over 3 s and kept at that count; wrk -c50, 3 x 10 s "
+                           "alone and 3 x 10 s under attack, alternating" : "");
     snprintf(row.faults, sizeof(row.faults), "%d slow connections closed at %.2f-%.2f s after "
              "their first byte (%d with a 408 first)", closes, lo, hi, answered);
     row.attempted = attempted;
