@@ -30,7 +30,8 @@ trap 'rm -rf "$work"' EXIT INT TERM
 rows="$work/rows.tsv"
 : >"$rows"
 
-echo "soak.sh: load $(cut -d' ' -f1-3 /proc/loadavg) before the run"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "soak.sh: load $load_before before the run"
 if pgrep -x wrk >/dev/null 2>&1; then
     echo "soak.sh: warning: wrk is running (another benchmark?); figures may suffer" >&2
 fi
@@ -48,19 +49,26 @@ cat "$work/summary.log"
 
 mkdir -p "$SOAK_OUT"
 report="$SOAK_OUT/reliability.md"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit (with local changes)"
+cpu=$(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)
+verdict='every check passed'
+[ "$status" -eq 0 ] || verdict='SOME CHECKS FAILED, see below'
 {
     echo "# Reliability soak, $today"
     echo
     echo "\`make soak\` (bench/soak.sh): the scenarios of tests/test_reliability*.c in"
     echo "their full form (HANDOFF_SOAK=1), one at a time, against \`$BUILD/handoffd\`."
     echo
-    echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD 2>/dev/null || echo ' (with local changes)')"
-    echo "- machine: $(nproc) CPUs ($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)), Linux $(uname -r)"
-    echo "- run: ${took} s, exit status $status ($( [ "$status" -eq 0 ] && echo 'every check passed' || echo 'SOME CHECKS FAILED, see below'))"
+    echo "- commit: $commit"
+    echo "- machine: $(nproc) CPUs ($cpu), Linux $(uname -r); load $load_before before the run"
+    echo "- run: ${took} s, exit status $status ($verdict)"
     echo
-    echo "| scenario | load held | faults injected | attempted | failed | lost | fds leaked | worst p99 (ms) |"
+    echo "| scenario | load held | faults injected | attempted | failed | lost |" \
+         "fds leaked | worst p99 (ms) |"
     echo "|---|---|---|---:|---:|---:|---:|---:|"
-    awk -F '\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8 }' "$rows"
+    awk -F '\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
+                   $1, $2, $3, $4, $5, $6, $7, $8 }' "$rows"
     echo
     echo "*failed*: attempts that got no answer; *lost*: failed beyond what the"
     echo "fault itself made impossible to serve (must be 0); *fds leaked*: fds"
@@ -79,10 +87,13 @@ report="$SOAK_OUT/reliability.md"
     fuzz_log=${FUZZ_BUILD:-build-fuzz}/ctl-fuzz.log
     if [ -f "$fuzz_log" ]; then
         echo
-        echo "## Control-message fuzzing (last \`make fuzz-ctl\`, $(date -r "$fuzz_log" +%Y-%m-%d))"
+        when=$(date -r "$fuzz_log" '+%Y-%m-%d %H:%M')
+        echo "## Control-message fuzzing (last \`make fuzz-ctl\`, $when)"
         echo
         echo '```'
-        grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)|^==[0-9]+==|deadly|fuzz_ctl:' "$fuzz_log" || true
+        grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' \
+            "$fuzz_log" || true
+        grep -E '^==[0-9]+==|deadly|fuzz_ctl:' "$fuzz_log" || echo "(no crash, no check failed)"
         echo '```'
     fi
     if [ "$status" -ne 0 ]; then
@@ -90,7 +101,7 @@ report="$SOAK_OUT/reliability.md"
         echo "Failures:"
         echo
         echo '```'
-        grep -A4 'Assertion Failed' "$work/tests.log" | head -n 80 || true
+        sed 's/\x1b\[[0-9;]*m//g' "$work/tests.log" | grep -A3 'Assertion Failed' | head -n 80 || true
         echo '```'
     fi
 } >"$report"
