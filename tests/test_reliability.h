@@ -77,6 +77,9 @@ int proc_sockets(pid_t pid);
 long proc_rss_kib(pid_t pid);
 /* CPU time PID has used, in seconds (schedstat), or -1. */
 double proc_cpu_s(pid_t pid);
+/* Wait up to TIMEOUT_MS until no load generator (wrk, handoff-bench: other
+ * users' on a shared machine) has run for 2 s. Returns whether that came. */
+bool wait_machine_quiet(int timeout_ms);
 /* Sum of N in every "PREFIX<N>" of the server log at PATH (e.g. the
  * master's "... with N connections"); COUNT gets the number of matches. */
 long log_sum_after(const char *path, const char *prefix, int *count);

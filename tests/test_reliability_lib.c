@@ -306,6 +306,40 @@ double proc_cpu_s(pid_t pid)
     return (double)strtoull(buf, NULL, 10) / 1e9;
 }
 
+/* Load generators running on the machine right now (other users' too). */
+static int load_generators_running(void)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        char comm[64];
+        pid_t pid = (pid_t)atoi(e->d_name);
+        if (pid <= 0 || proc_read(pid, "comm", comm, sizeof(comm)) <= 0)
+            continue;
+        n += strcmp(comm, "wrk\n") == 0 || strcmp(comm, "handoff-bench\n") == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+bool wait_machine_quiet(int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms, quiet_since = 0;
+    while (now_ms() < deadline) {
+        if (load_generators_running() > 0)
+            quiet_since = 0;
+        else if (quiet_since == 0)
+            quiet_since = now_ms();
+        else if (now_ms() - quiet_since >= 2000)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
 long log_sum_after(const char *path, const char *prefix, int *count)
 {
     long sum = 0;
