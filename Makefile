@@ -103,6 +103,20 @@ valgrind: deps-test
 	    $(BUILD)/unit-tests --jobs 1 --timeout 300 --filter '$(VALGRIND_FILTER)'
 VALGRIND_FILTER ?= core/*
 
+# ---- benchmarks (not tests) ------------------------------------------------
+# bench/compare.py runs every server design under the same load and writes
+# bench/results/DATE/ (results.csv, report.md, PNG plots); QUICK=1 makes the
+# runs short (under 2 minutes) and writes bench/results/DATE-quick/.
+bench:
+	@.ci/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/handoff-bench
+	python3 bench/compare.py --handoffd $(BUILD)/handoffd $(if $(QUICK),--quick)
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench QUICK=1
+
+.PHONY: bench bench-quick
+
 install: $(BUILD)/handoffd
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/handoffd $(DESTDIR)$(PREFIX)/bin/handoffd
