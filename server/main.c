@@ -7,6 +7,7 @@
 #include "config.h"
 #include "log.h"
 #include "master.h"
+#include "model.h"
 
 int main(int argc, char **argv)
 {
@@ -26,5 +27,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "handoffd: --log-file %s: %s\n", cfg.log_file, strerror(errno));
         return 2;
     }
+    switch (cfg.model) {
+    case MODEL_FORK:
+        return model_fork_run(&cfg);
+    case MODEL_ITERATIVE:
+        return model_iterative_run(&cfg);
+    case MODEL_PASS:
+    case MODEL_ACCEPT:
+    case MODEL_REUSEPORT:
+        break;
+    }
+    /* Pre-forked workers under the master's supervision. */
     return master_run(&cfg);
 }

@@ -1,17 +1,11 @@
-/* master: listener, hand-off, supervision and signals.
+/* master: supervision of the pre-forked workers and signals, shared by the
+ * models pass, accept and reuseport. Who accepts is the model's business
+ * (m->model: model_pass.c or model_prefork.c, see master_model.h).
  *
  * fd ownership in the master:
- *   - the listening socket: the evconnlistener (LEV_OPT_CLOSE_ON_FREE);
- *   - an accepted fd: the master, from accept4 until ctl_send_pass succeeds,
- *     sitting meanwhile in its worker slot's queue. After a successful send
- *     the kernel holds the in-flight reference and the master closes its
- *     copy at once. If the worker dies first, queued fds are handed to
- *     another worker, or closed and counted when none can take them;
+ *   - listening sockets and accepted fds: the model (see its file);
  *   - each slot's channel end `chan`: the master, closed when the worker
  *     exits. The worker's end is closed in the master right after fork.
- * Messages already sent but not yet read by a worker that dies are dropped
- * by the kernel with the worker's socket, which closes those connections;
- * they are counted as lost with that worker.
  */
 #include "master.h"
 
@@ -24,165 +18,27 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
 
-#include "addr.h"
 #include "ctl.h"
-#include "dispatch.h"
 #include "child.h"
 #include "log.h"
-#include "net.h"
+#include "master_model.h"
+#include "model.h"
 #include "notify.h"
-#include "proto.h"
 #include "worker.h"
-
-enum slot_state { SLOT_EMPTY = 0, SLOT_STARTING, SLOT_RUNNING, SLOT_DRAINING };
-
-/* The master's view of one worker. */
-struct slot {
-    int index;               /* worker=K */
-    pid_t pid;               /* 0 when no process runs in this slot */
-    int chan;                /* master's channel end, owned here; -1 when none */
-    enum slot_state state;   /* lifecycle */
-    struct event *chan_ev;   /* channel readable: reports from the worker */
-    struct event *send_ev;   /* channel writable again after EAGAIN */
-    struct event *respawn_ev;/* back-off before the next start */
-    uint64_t live;           /* handed to the worker and not reported closed */
-    uint64_t total;          /* connections handed to this slot, all lives */
-    uint64_t restarts;       /* processes started after the first */
-    uint64_t started_ns;     /* when the current process was forked */
-    unsigned backoff_ms;     /* next respawn delay after a quick death */
-    bool drain_pending;      /* CTL_DRAIN must follow the queued fds */
-    int *q_fd;               /* accepted fds waiting to be sent (ring) */
-    uint64_t *q_stamp;       /* their accept times */
-    size_t q_head, q_len;    /* ring position and fill */
-};
-
-struct master {
-    const struct config *cfg;
-    struct event_base *base;
-    struct evconnlistener *lev;   /* owns the listening socket */
-    int listen_fd;                /* same socket, for getsockname */
-    struct slot *slots;
-    int nslots;
-    struct dispatch dispatch;
-    uint64_t *load_scratch;       /* dispatch_pick inputs, nslots each */
-    bool *elig_scratch;
-    struct event *flush_ev;       /* send queued fds after an accept burst */
-    struct event *pause_ev;       /* EMFILE back-off */
-    struct event *stop_ev;        /* drain deadline */
-    struct event *sig_ev[6];
-    bool listening;               /* listener currently enabled */
-    bool paused_fds;              /* paused after EMFILE/ENFILE */
-    bool stopping;
-    bool announced;               /* start-up line printed */
-    int exit_status;
-    /* counters */
-    uint64_t accepted, handed, closed, refused, lost, emfile_pauses, full_pauses;
-};
 
 /* Reachable from a global so that a forked child, which never returns to
  * the master's frames, does not report the master's memory as leaked. */
 static struct master *master_self;
 
 static int slot_spawn(struct master *m, struct slot *s);
-static void slot_flush(struct master *m, struct slot *s);
-static void master_listener_update(struct master *m);
-static void slot_send_cb(evutil_socket_t fd, short what, void *arg);
 
-static bool slot_alive(const struct slot *s)
+bool slot_alive(const struct slot *s)
 {
     return s->pid > 0 && s->chan >= 0;
 }
 
-static bool slot_eligible(const struct master *m, const struct slot *s)
-{
-    return slot_alive(s) && s->state != SLOT_DRAINING && !s->drain_pending &&
-           s->q_len < (size_t)m->cfg->max_queued &&
-           s->live + s->q_len < (uint64_t)m->cfg->max_conns;
-}
-
-static int master_pick(struct master *m)
-{
-    for (int i = 0; i < m->nslots; i++) {
-        m->load_scratch[i] = m->slots[i].live + m->slots[i].q_len;
-        m->elig_scratch[i] = slot_eligible(m, &m->slots[i]);
-    }
-    return dispatch_pick(&m->dispatch, m->load_scratch, m->elig_scratch, m->nslots);
-}
-
-static bool master_has_capacity(const struct master *m)
-{
-    for (int i = 0; i < m->nslots; i++)
-        if (slot_eligible(m, &m->slots[i]))
-            return true;
-    return false;
-}
-
-/* Enable the listener exactly when there is somewhere to put a connection:
- * a full server leaves new clients in the kernel backlog, not dropped. */
-static void master_listener_update(struct master *m)
-{
-    if (m->lev == NULL)
-        return;
-    bool want = !m->stopping && !m->paused_fds && m->announced && master_has_capacity(m);
-    if (want == m->listening)
-        return;
-    if (want)
-        evconnlistener_enable(m->lev);
-    else {
-        evconnlistener_disable(m->lev);
-        if (!m->stopping && !m->paused_fds && m->announced) {
-            m->full_pauses++;
-            log_info("all workers at capacity: listener paused");
-        }
-    }
-    m->listening = want;
-}
-
-static void slot_queue_push(struct slot *s, int fd, uint64_t stamp, size_t cap)
-{
-    size_t at = (s->q_head + s->q_len) % cap;
-    s->q_fd[at] = fd;
-    s->q_stamp[at] = stamp;
-    s->q_len++;
-}
-
-/* Give a queued fd to some live worker, or close it and count it. */
-static void master_place(struct master *m, int fd, uint64_t stamp)
-{
-    int k = m->stopping ? -1 : master_pick(m);
-    if (k < 0) {
-        close(fd);
-        m->refused++;
-        return;
-    }
-    struct slot *s = &m->slots[k];
-    slot_queue_push(s, fd, stamp, (size_t)m->cfg->max_queued);
-    if (s->q_len >= (size_t)m->cfg->max_batch)
-        slot_flush(m, s);
-    else
-        event_active(m->flush_ev, EV_TIMEOUT, 0);
-}
-
-static void slot_close_queue(struct master *m, struct slot *s, bool redispatch)
-{
-    size_t cap = (size_t)m->cfg->max_queued;
-    while (s->q_len > 0) {
-        int fd = s->q_fd[s->q_head];
-        uint64_t stamp = s->q_stamp[s->q_head];
-        s->q_head = (s->q_head + 1) % cap;
-        s->q_len--;
-        if (redispatch)
-            master_place(m, fd, stamp);
-        else {
-            close(fd);
-            m->refused++;
-        }
-    }
-}
-
-static void slot_send_drain(struct master *m, struct slot *s)
+void slot_send_drain(struct master *m, struct slot *s)
 {
     (void)m;
     if (s->q_len > 0 || (s->send_ev != NULL && event_pending(s->send_ev, EV_WRITE, NULL))) {
@@ -202,127 +58,12 @@ static void slot_send_drain(struct master *m, struct slot *s)
     s->state = SLOT_DRAINING;
 }
 
-/* Send queued fds in batches of up to --max-batch per message. */
-static void slot_flush(struct master *m, struct slot *s)
-{
-    size_t cap = (size_t)m->cfg->max_queued;
-    while (s->q_len > 0 && slot_alive(s)) {
-        int fds[CTL_MAX_FDS];
-        uint64_t stamps[CTL_MAX_FDS];
-        size_t n = s->q_len < (size_t)m->cfg->max_batch ? s->q_len : (size_t)m->cfg->max_batch;
-        for (size_t i = 0; i < n; i++) {
-            fds[i] = s->q_fd[(s->q_head + i) % cap];
-            stamps[i] = s->q_stamp[(s->q_head + i) % cap];
-        }
-        if (ctl_send_pass(s->chan, fds, stamps, n) < 0) {
-            if (errno == EAGAIN || errno == ENOBUFS) {
-                /* The worker is behind; resume when its queue has room. */
-                event_add(s->send_ev, NULL);
-                return;
-            }
-            if (errno == ETOOMANYREFS) {
-                /* Too many fds in flight for this user: the channel is
-                 * writable, so waiting for EV_WRITE would spin; retry soon. */
-                struct timeval tv = { 0, 10000 };
-                event_base_once(m->base, -1, EV_TIMEOUT, slot_send_cb, s, &tv);
-                return;
-            }
-            /* Worker gone or channel broken: SIGCHLD will re-place the queue. */
-            log_warn("sendmsg(CTL_PASS) to worker %d: %s", s->index, strerror(errno));
-            return;
-        }
-        /* In flight: the kernel holds the reference, our copies go. */
-        for (size_t i = 0; i < n; i++)
-            close(fds[i]);
-        s->q_head = (s->q_head + n) % cap;
-        s->q_len -= n;
-        s->live += n;
-        s->total += n;
-        m->handed += n;
-    }
-    if (s->q_len == 0 && s->drain_pending && slot_alive(s))
-        slot_send_drain(m, s);
-}
-
-static void master_flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct master *m = arg;
-    (void)fd;
-    (void)what;
-    for (int i = 0; i < m->nslots; i++)
-        if (m->slots[i].q_len > 0)
-            slot_flush(m, &m->slots[i]);
-    master_listener_update(m);
-}
-
-static void slot_send_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct slot *s = arg;
-    (void)fd;
-    (void)what;
-    slot_flush(master_self, s);
-    master_listener_update(master_self);
-}
-
-static void master_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
-                             struct sockaddr *sa, int salen, void *arg)
-{
-    struct master *m = arg;
-    (void)lev;
-    (void)sa;
-    (void)salen;
-    m->accepted++;
-    master_place(m, fd, ctl_now_ns());
-    if (!master_has_capacity(m))
-        master_listener_update(m);
-}
-
-static void master_pause_end_cb(evutil_socket_t fd, short what, void *arg)
-{
-    struct master *m = arg;
-    (void)fd;
-    (void)what;
-    m->paused_fds = false;
-    master_listener_update(m);
-}
-
-static void master_accept_error_cb(struct evconnlistener *lev, void *arg)
-{
-    struct master *m = arg;
-    int err = EVUTIL_SOCKET_ERROR();
-    (void)lev;
-    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-        /* Out of fds: the socket stays readable, so retrying at once would
-         * spin. Pause, let connections close, try again. */
-        if (!m->paused_fds) {
-            m->emfile_pauses++;
-            log_warn("accept4: %s; pausing the listener for %d ms", strerror(err),
-                     m->cfg->accept_pause_ms);
-        }
-        m->paused_fds = true;
-        master_listener_update(m);
-        struct timeval tv = { m->cfg->accept_pause_ms / 1000,
-                              (m->cfg->accept_pause_ms % 1000) * 1000 };
-        event_add(m->pause_ev, &tv);
-        return;
-    }
-    log_err("accept4: %s", strerror(err));
-}
-
 static void master_announce(struct master *m)
 {
-    char where[ADDR_PAIRLEN];
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getsockname(m->listen_fd, (struct sockaddr *)&ss, &sl) < 0 ||
-        addr_format_listen((struct sockaddr *)&ss, where, sizeof(where)) < 0)
-        snprintf(where, sizeof(where), "{?, *:*}");
-    fprintf(stderr, "handoffd: listening %s model=%s workers=%d protocol=%s pid=%d\n", where,
-            config_model_name(m->cfg->model), m->nslots, m->cfg->proto->name, (int)getpid());
-    fflush(stderr);
+    model_announce(m->cfg, m->listen_fd, m->nslots);
     notify_ready();
     m->announced = true;
-    master_listener_update(m);
+    m->model->update(m);
 }
 
 static void slot_chan_cb(evutil_socket_t fd, short what, void *arg)
@@ -376,7 +117,16 @@ static void slot_chan_cb(evutil_socket_t fd, short what, void *arg)
         if (all)
             master_announce(m);
     }
-    master_listener_update(m);
+    m->model->update(m);
+}
+
+/* The channel has room again: queued fds or a CTL_DRAIN can go. */
+void slot_send_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct slot *s = arg;
+    (void)fd;
+    (void)what;
+    master_self->model->slot_writable(master_self, s);
 }
 
 static void slot_respawn_cb(evutil_socket_t fd, short what, void *arg)
@@ -436,8 +186,7 @@ static void slot_exited(struct master *m, struct slot *s, int status)
     s->state = SLOT_EMPTY;
     s->drain_pending = false;
     slot_release(s);
-    /* Fds accepted for this worker but never sent go to another one. */
-    slot_close_queue(m, s, !m->stopping);
+    m->model->slot_gone(m, s);
     if (m->stopping) {
         master_maybe_finish(m);
         return;
@@ -457,7 +206,7 @@ static void slot_exited(struct master *m, struct slot *s, int status)
     }
     struct timeval tv = { delay / 1000, (delay % 1000) * 1000 };
     event_add(s->respawn_ev, &tv);
-    master_listener_update(m);
+    m->model->update(m);
 }
 
 static void master_reap(struct master *m)
@@ -500,18 +249,13 @@ static void master_stop(struct master *m)
     notify_stopping();
     log_info("stopping: no new connections, draining workers (up to %g s)",
              m->cfg->drain_timeout);
-    if (m->lev != NULL) {
-        evconnlistener_free(m->lev); /* closes the listening socket */
-        m->lev = NULL;
-        m->listen_fd = -1;
-    }
+    m->model->stop(m);
     for (int i = 0; i < m->nslots; i++) {
         struct slot *s = &m->slots[i];
         if (s->respawn_ev != NULL)
             event_del(s->respawn_ev);
         if (!slot_alive(s))
             continue;
-        slot_flush(m, s);
         slot_send_drain(m, s);
     }
     /* Workers stop themselves at the drain timeout; the master's deadline,
@@ -573,17 +317,19 @@ static int slot_spawn(struct master *m, struct slot *s)
         return -1;
     }
     if (pid == 0) {
-        /* Child: keep stdio, the log and our channel end; nothing else of
-         * the master's (listener, other channels, queued client fds, the
+        /* Child: keep stdio, the log, our channel end and the socket we
+         * accept on, if the model has us accept; nothing else of the
+         * master's (its listener, other channels, queued client fds, the
          * master's epoll and signal pipe) survives. */
         char role[32];
         snprintf(role, sizeof(role), "worker %d", s->index);
+        int keep[2] = { sv[1], m->model->worker_listen_fd(m, s) };
         struct event_base *parent = m->base;
         m->base = NULL;
-        if (child_detach(parent, &sv[1], 1, role) < 0)
+        if (child_detach(parent, keep, 2, role) < 0)
             _exit(1);
         /* The child's main decision: its status is the worker's. */
-        exit(worker_run(m->cfg, s->index, sv[1], -1));
+        exit(worker_run(m->cfg, s->index, keep[0], keep[1]));
     }
     close(sv[1]);
     s->chan = sv[0];
@@ -603,27 +349,18 @@ static int slot_spawn(struct master *m, struct slot *s)
 
 static void master_free(struct master *m)
 {
-    for (int i = 0; i < m->nslots; i++) {
+    if (m->model != NULL && m->slots != NULL)
+        m->model->close(m);
+    for (int i = 0; i < m->nslots && m->slots != NULL; i++) {
         struct slot *s = &m->slots[i];
-        slot_close_queue(m, s, false);
         slot_release(s);
         if (s->respawn_ev != NULL)
             event_free(s->respawn_ev);
-        free(s->q_fd);
-        free(s->q_stamp);
     }
     free(m->slots);
-    free(m->load_scratch);
-    free(m->elig_scratch);
-    if (m->lev != NULL)
-        evconnlistener_free(m->lev);
     for (size_t i = 0; i < sizeof(m->sig_ev) / sizeof(m->sig_ev[0]); i++)
         if (m->sig_ev[i] != NULL)
             event_free(m->sig_ev[i]);
-    if (m->flush_ev != NULL)
-        event_free(m->flush_ev);
-    if (m->pause_ev != NULL)
-        event_free(m->pause_ev);
     if (m->stop_ev != NULL)
         event_free(m->stop_ev);
     if (m->base != NULL)
@@ -634,15 +371,13 @@ static void master_free(struct master *m)
 int master_run(const struct config *cfg)
 {
     struct master m;
-    char err[512];
     int status = 1;
     memset(&m, 0, sizeof(m));
     master_self = &m;
     m.cfg = cfg;
+    m.model = cfg->model == MODEL_PASS ? &model_pass : &model_prefork;
     m.listen_fd = -1;
     m.nslots = cfg->workers;
-    m.dispatch.mode = cfg->dispatch;
-    m.dispatch.cursor = (unsigned)cfg->workers - 1;
     log_set_role("master");
     signal(SIGPIPE, SIG_IGN);
 
@@ -651,31 +386,9 @@ int master_run(const struct config *cfg)
         log_err("event_base_new failed");
         goto out;
     }
-    int fd = net_listen(&cfg->listen, cfg->backlog, 0, err, sizeof(err));
-    if (fd < 0) {
-        log_err("%s", err);
-        goto out;
-    }
-    /* Created disabled: accepting starts once every worker is ready. */
-    m.lev = evconnlistener_new(m.base, master_accept_cb, &m,
-                               LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_DISABLED,
-                               0, fd);
-    if (m.lev == NULL) {
-        log_err("evconnlistener_new failed");
-        close(fd);
-        goto out;
-    }
-    m.listen_fd = fd;
-    evconnlistener_set_error_cb(m.lev, master_accept_error_cb);
-
     m.slots = calloc((size_t)m.nslots, sizeof(*m.slots));
-    m.load_scratch = calloc((size_t)m.nslots, sizeof(*m.load_scratch));
-    m.elig_scratch = calloc((size_t)m.nslots, sizeof(*m.elig_scratch));
-    m.flush_ev = evtimer_new(m.base, master_flush_cb, &m);
-    m.pause_ev = evtimer_new(m.base, master_pause_end_cb, &m);
     m.stop_ev = evtimer_new(m.base, master_stop_deadline_cb, &m);
-    if (m.slots == NULL || m.load_scratch == NULL || m.elig_scratch == NULL ||
-        m.flush_ev == NULL || m.pause_ev == NULL || m.stop_ev == NULL) {
+    if (m.slots == NULL || m.stop_ev == NULL) {
         log_err("out of memory");
         goto out;
     }
@@ -691,14 +404,14 @@ int master_run(const struct config *cfg)
         struct slot *s = &m.slots[i];
         s->index = i;
         s->chan = -1;
-        s->q_fd = calloc((size_t)cfg->max_queued, sizeof(int));
-        s->q_stamp = calloc((size_t)cfg->max_queued, sizeof(uint64_t));
         s->respawn_ev = evtimer_new(m.base, slot_respawn_cb, s);
-        if (s->q_fd == NULL || s->q_stamp == NULL || s->respawn_ev == NULL) {
+        if (s->respawn_ev == NULL) {
             log_err("out of memory");
             goto out;
         }
     }
+    if (m.model->open(&m) < 0)
+        goto out;
     for (int i = 0; i < m.nslots; i++)
         if (slot_spawn(&m, &m.slots[i]) < 0)
             goto out;

@@ -32,6 +32,19 @@ void worker_conn_added(struct worker *w, struct conn *c)
     w->total++;
 }
 
+/* At --max-conns the worker's own listener pauses, so new clients wait in
+ * the backlog (or go to another worker) instead of being accepted and
+ * closed; it resumes when a connection ends. */
+static void worker_listener_update(struct worker *w)
+{
+    if (w->lev == NULL || w->draining)
+        return;
+    if (w->nconns >= (uint64_t)w->cfg->max_conns)
+        evconnlistener_disable(w->lev);
+    else
+        evconnlistener_enable(w->lev);
+}
+
 static void worker_report_soon(struct worker *w)
 {
     if (w->report_ev != NULL && !event_pending(w->report_ev, EV_TIMEOUT, NULL))
@@ -49,6 +62,7 @@ void worker_conn_removed(struct worker *w, struct conn *c)
     w->nconns--;
     w->closed_unreported++;
     worker_report_soon(w);
+    worker_listener_update(w);
     if (w->nconns == 0 && (w->draining || w->exit_when_idle))
         event_base_loopexit(w->base, NULL);
 }
@@ -218,10 +232,11 @@ static void worker_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     (void)sa;
     (void)salen;
     if (w->draining || w->nconns >= (uint64_t)w->cfg->max_conns) {
-        close(fd);
+        close(fd); /* not reached while the listener pauses at the cap */
         return;
     }
     conn_open(w, fd, ctl_now_ns());
+    worker_listener_update(w);
 }
 
 static int worker_init(struct worker *w, const struct config *cfg, int slot, int chan)
@@ -241,11 +256,17 @@ static int worker_init(struct worker *w, const struct config *cfg, int slot, int
     if (w->report_ev == NULL || w->drain_ev == NULL)
         return -1;
     static const int sigs[3] = { SIGTERM, SIGINT, SIGQUIT };
+    sigset_t mask;
+    sigemptyset(&mask);
     for (int i = 0; i < 3; i++) {
         w->sig_ev[i] = evsignal_new(w->base, sigs[i], worker_signal_cb, w);
         if (w->sig_ev[i] == NULL || event_add(w->sig_ev[i], NULL) < 0)
             return -1;
+        sigaddset(&mask, sigs[i]);
     }
+    /* A caller may block these until the handlers exist (model iterative
+     * announces before this runs); one sent meanwhile is delivered now. */
+    sigprocmask(SIG_UNBLOCK, &mask, NULL);
     if (chan >= 0) {
         w->chan_ev = event_new(w->base, chan, EV_READ | EV_PERSIST, worker_chan_cb, w);
         if (w->chan_ev == NULL || event_add(w->chan_ev, NULL) < 0)
