@@ -25,8 +25,8 @@
 static const char *const want_cols[] = {
     "workload", "tool", "protocol", "server", "concurrency", "round", "elapsed_s",
     "connections", "requests", "errors", "conn_per_s", "req_per_s", "p50_ms", "p99_ms",
-    "server_cpu_s", "cpu_s_per_1k_conn", "cpu_s_per_1k_req", "peak_rss_mb", "peak_procs",
-    "held", "worker_conns", "spread_max_min", "note",
+    "server_cpu_s", "cpu_s_per_1k_conn", "cpu_s_per_1k_req", "client_cpu_s", "other_cpu_s",
+    "peak_rss_mb", "peak_procs", "held", "worker_conns", "spread_max_min", "note",
 };
 #define NWANT (sizeof(want_cols) / sizeof(want_cols[0]))
 
@@ -201,6 +201,8 @@ Test(compare, smoke_run_writes_plausible_results, .timeout = 60, .fini = tmp_cle
     cr_expect_geq(csv_num(&c, r, "p99_ms"), csv_num(&c, r, "p50_ms"));
     cr_expect_gt(csv_num(&c, r, "server_cpu_s"), 0);
     cr_expect_gt(csv_num(&c, r, "cpu_s_per_1k_conn"), 0);
+    cr_expect_gt(csv_num(&c, r, "client_cpu_s"), 0, "the load tool used no CPU");
+    cr_expect_geq(csv_num(&c, r, "other_cpu_s"), 0);
     cr_expect_gt(csv_num(&c, r, "peak_rss_mb"), 0);
     cr_expect_eq(csv_num(&c, r, "peak_procs"), 3);
     cr_expect_leq(csv_num(&c, r, "errors"), conns / 100, "errors %s of %g",
