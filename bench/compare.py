@@ -63,7 +63,7 @@ COLUMNS = [
     "workload", "tool", "protocol", "server", "concurrency", "round", "elapsed_s",
     "connections", "requests", "errors", "conn_per_s", "req_per_s", "p50_ms", "p99_ms",
     "server_cpu_s", "cpu_s_per_1k_conn", "cpu_s_per_1k_req", "client_cpu_s", "other_cpu_s",
-    "peak_rss_mb", "peak_procs", "held", "worker_conns", "spread_max_min", "note",
+    "peak_rss_mb", "peak_procs", "held", "pss_mb", "worker_conns", "spread_max_min", "note",
 ]
 
 # wrk reports through this script so figures are exact, not rounded text.
@@ -208,6 +208,23 @@ def tree_sample(root):
             rss += s[1]
             n += 1
     return ticks / CLK_TCK, rss, n
+
+
+def tree_pss(root):
+    """Proportional set size summed over ROOT's tree, in bytes: each shared
+    page divided among the processes sharing it, so unlike the RSS sum it
+    does not count fork's shared pages once per child."""
+    total = 0
+    for pid in proc_tree(root):
+        try:
+            with open("/proc/%d/smaps_rollup" % pid) as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    return total
 
 
 def socket_inodes(pid):
@@ -692,6 +709,7 @@ def run_hold(ctx, server, row, n):
     connection sockets (its socket fds above its idle count)."""
     plan, tools = ctx.plan, ctx.tools
     counts = {}
+    pss = []  # PSS of the tree once all connections are in
 
     def load():
         argv = [tools.bench, "-t", "127.0.0.1:%d" % server.port, "--json", "-q", "-m", "hold",
@@ -705,6 +723,7 @@ def run_hold(ctx, server, row, n):
                 per = {w: max(0, len(socket_inodes(w)) - server.idle_sockets.get(w, 0)) for w in workers}
                 if sum(per.values()) >= n:
                     counts.update(per)
+                    pss.append(tree_pss(server.pid))
                     break
                 counts.clear()
                 counts.update(per)  # best so far, if never complete
@@ -724,7 +743,7 @@ def run_hold(ctx, server, row, n):
     fill_common(row, u, est, 0, j["errors"]["total"], j["elapsed_s"], j["connect_us"]["p50"],
                 j["connect_us"]["p99"])
     row.update(requests="", req_per_s="", cpu_s_per_1k_req="", conn_per_s="",
-               held=sum(counts.values()))
+               held=sum(counts.values()), pss_mb="%.1f" % (pss[0] / 1048576.0) if pss else "")
     if server.name in ("fork",):
         row["worker_conns"] = "one per child"
     elif counts:
@@ -893,7 +912,9 @@ def goals(ctx):
                 if rc is not None:
                     cpu = "; server CPU per connection, %s/pass: %.2f× at %d" % (other, rc, c)
         if verdict is None:
-            why = ctx.verified.get(other, (False, "not part of this run"))[1]
+            ok, why = ctx.verified.get(other, (False, "not part of this run"))
+            if ok or not any(r["workload"] == "churn" for r in rows):
+                why = "no churn runs of pass and %s at %d clients" % (other, plan.headline)
             out.append((what, "not measured (%s: %s)" % (other, why), "NOT MEASURED"))
         else:
             out.append((what, "pass/%s conn/s: %s clients%s" % (other, ", ".join(parts), cpu), verdict))
@@ -966,7 +987,7 @@ def design_table(ctx):
     lines = [
         "| server design | UNP ch.30 | UNP test: server CPU s | process control CPU s | "
         "churn conn/s (%d clients) | churn p99 ms | CPU s per 1,000 conn | peak RSS MB (churn, %d clients) | "
-        "RSS MB, %d held | spread max/min |" % (c, big, plan.hold_conns),
+        "RSS (PSS) MB, %d held | spread max/min |" % (c, big, plan.hold_conns),
         "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for s in MODELS:
@@ -980,7 +1001,8 @@ def design_table(ctx):
             DESIGN[s][0], s, DESIGN[s][1], cell(ucpu, "%.2f"),
             cell(pc, "%.2f") if s != "iterative" else ("0 (baseline)" if base is not None else "–"),
             cell(rate_of(ch) if ch else None), cell(num(ch["p99_ms"]) if ch else None, "%.2f"),
-            cell(num(ch["cpu_s_per_1k_conn"]) if ch else None, "%.3f"), mb(chb), mb(h),
+            cell(num(ch["cpu_s_per_1k_conn"]) if ch else None, "%.3f"), mb(chb),
+            "%s (%s)" % (mb(h), mb(h, "pss_mb")) if h else "–",
             (h["spread_max_min"] or h["worker_conns"]) if h else "–"))
     lines.append("")
     lines.append("UNP test: %d client processes × %d connections each, %d bytes asked for per "
@@ -988,7 +1010,8 @@ def design_table(ctx):
                  "iterative server's, as in UNP's figure 30.1: the cost of the design itself. "
                  "CPU s per 1,000 connections from the churn run (one 64-byte echo per connection). "
                  "RSS is summed over the master and every worker or child, so pages shared between "
-                 "processes count once per process." % (p, loops, nbytes))
+                 "processes count once per process; PSS (from /proc/PID/smaps_rollup, once all held "
+                 "connections are in) divides them among the processes sharing them." % (p, loops, nbytes))
     return lines
 
 
@@ -1051,9 +1074,13 @@ def paragraph(ctx):
             o = best(rows, "churn", other, c)
             if o and cp and num(o["cpu_s_per_1k_conn"]):
                 co = num(o["cpu_s_per_1k_conn"])
-                s.append("Against %s, pass used %.0f µs %s CPU per connection (%.3f vs %.3f s per 1,000)%s." % (
+                if abs(cp - co) < 0.0005:
+                    s.append("Against %s, pass used the same CPU per connection (%.3f vs %.3f s per "
+                             "1,000)." % (other, cp, co))
+                    continue
+                s.append("Against %s, pass used %.1f µs %s CPU per connection (%.3f vs %.3f s per 1,000)%s." % (
                     other, abs(cp - co) * 1000, "more" if cp > co else "less", cp, co,
-                    ": the master's accept and the SCM_RIGHTS hand-off are extra work %s avoids" % other
+                    ": the master's wake-ups and the SCM_RIGHTS hand-off are extra work %s avoids" % other
                     if cp > co else ""))
         I = best(rows, "churn", "iterative", c)
         if I and rate_of(I) >= 0.85 * rp:
@@ -1070,7 +1097,7 @@ def paragraph(ctx):
     hs = {m: best(rows, "hold", m) for m in MODELS}
     hs = {m: r for m, r in hs.items() if r}
     if hs:
-        mem = ", ".join("%s %s MB" % (m, mb(r)) for m, r in hs.items())
+        mem = ", ".join("%s %s MB (PSS %s)" % (m, mb(r), mb(r, "pss_mb")) for m, r in hs.items())
         s.append("Holding %d idle connections, the server's summed RSS was: %s." % (plan.hold_conns, mem))
         spreads = ["%s %s (max/min %s)" % (m, r["worker_conns"], r["spread_max_min"])
                    for m, r in hs.items() if r["spread_max_min"]]

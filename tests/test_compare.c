@@ -26,7 +26,7 @@ static const char *const want_cols[] = {
     "workload", "tool", "protocol", "server", "concurrency", "round", "elapsed_s",
     "connections", "requests", "errors", "conn_per_s", "req_per_s", "p50_ms", "p99_ms",
     "server_cpu_s", "cpu_s_per_1k_conn", "cpu_s_per_1k_req", "client_cpu_s", "other_cpu_s",
-    "peak_rss_mb", "peak_procs", "held", "worker_conns", "spread_max_min", "note",
+    "peak_rss_mb", "peak_procs", "held", "pss_mb", "worker_conns", "spread_max_min", "note",
 };
 #define NWANT (sizeof(want_cols) / sizeof(want_cols[0]))
 
@@ -220,6 +220,8 @@ Test(compare, smoke_run_writes_plausible_results, .timeout = 60, .fini = tmp_cle
      * and the ratio matches them. */
     r = csv_find(&c, "hold");
     cr_expect_eq(csv_num(&c, r, "held"), 50);
+    cr_expect_gt(csv_num(&c, r, "pss_mb"), 0);
+    cr_expect_leq(csv_num(&c, r, "pss_mb"), csv_num(&c, r, "peak_rss_mb") + 0.1, "PSS above RSS");
     int a = 0, b = 0;
     cr_assert_eq(sscanf(csv_get(&c, r, "worker_conns"), "%d %d", &a, &b), 2, "worker_conns '%s'",
                  csv_get(&c, r, "worker_conns"));
