@@ -20,7 +20,9 @@ CPPFLAGS_ALL = -Icommon -Iserver -Ibench $(SYSTEMD_CFLAGS) $(CPPFLAGS)
 OPT     ?= -O2 -g
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(CFLAGS)
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LIBS    = -levent_core -levent_extra -lhttp_parser $(SYSTEMD_LIBS)
+LIBS    = -levent_core -levent_extra -lhttp_parser -linih $(SYSTEMD_LIBS)
+# jansson parses /status JSON in tests only; the server does not link it.
+TEST_LIBS = -lcriterion -ljansson
 
 COMMON_SRC = $(wildcard common/*.c)
 SERVER_SRC = $(filter-out server/main.c,$(wildcard server/*.c))
@@ -47,7 +49,7 @@ $(BUILD)/handoff-bench: $(call objs,$(BUILD),bench/main.c $(BENCH_LIB_SRC) $(BEN
 	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(LDFLAGS)
 
 $(BUILD)/unit-tests: $(call objs,$(BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC) $(BENCH_LIB_SRC))
-	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
+	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LIBS) $(TEST_LIBS) $(LDFLAGS)
 
 # ---- sanitizer build ------------------------------------------------------
 $(ASAN_BUILD)/obj/%.o: %.c
@@ -61,7 +63,7 @@ $(ASAN_BUILD)/handoff-bench: $(call objs,$(ASAN_BUILD),bench/main.c $(BENCH_LIB_
 	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(LDFLAGS)
 
 $(ASAN_BUILD)/unit-tests: $(call objs,$(ASAN_BUILD),$(TEST_SRC) $(SERVER_SRC) $(COMMON_SRC) $(BENCH_LIB_SRC))
-	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) -lcriterion $(LDFLAGS)
+	$(CC) $(CFLAGS_ALL) $(SAN) $^ -o $@ $(LIBS) $(TEST_LIBS) $(LDFLAGS)
 
 # tests/test_bench.c runs the handoff-bench built beside $$HANDOFFD (or
 # $$HANDOFF_BENCH), so every test binary brings its bench along.

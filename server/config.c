@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <ini.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,8 @@
 #endif
 
 #define DEFAULT_LISTEN "[::]:8080"
+/* Loopback only: the admin pages show client addresses. */
+#define DEFAULT_ADMIN "127.0.0.1:9090"
 /* fds a worker keeps for itself (channel, epoll, log, signal pipe, ...). */
 #define FD_RESERVE 64
 
@@ -51,9 +55,19 @@ static void usage(FILE *out)
 "  --accept-pause-ms N      listener pause after EMFILE/ENFILE (default 100)\n"
 "  --log-file FILE          log here instead of stderr\n"
 "  --log-level LEVEL        error, warn, info, debug (default info)\n"
+"  --config FILE            INI file of settings (key = long option name); flags given\n"
+"                           on the command line override it; re-read on SIGHUP\n"
+"  --check-config           validate the configuration and exit\n"
+"  --pid-file FILE          write the master's pid here\n"
+"  --user NAME              workers run as NAME (the master binds first, as root)\n"
 "  --proxy-protocol         every connection starts with a PROXY v1/v2 header (from a\n"
 "                           balancer); its addresses replace the socket's\n"
 "  --proxy-timeout SECONDS  time a connection gets to send that header (default 5)\n"
+"  --admin ADDR|off         status/metrics HTTP listener, same notation as --listen\n"
+"                           (default " DEFAULT_ADMIN "; port 0 picks one)\n"
+"  --admin-timeout SECONDS  admin request read/write timeout, 1-3600 (default 5)\n"
+"  --status-conns-per-worker N  live connections listed per worker on /status,\n"
+"                           0-65536 (default 1024; 56 bytes of shared memory each)\n"
 "  --help, --version\n",
             proto_names(), FD_RESERVE, 64);
 }
@@ -99,7 +113,9 @@ enum {
     OPT_LISTEN = 256, OPT_BACKLOG, OPT_WORKERS, OPT_MODEL, OPT_DISPATCH, OPT_PROTOCOL,
     OPT_DRAIN, OPT_MAX_CONNS, OPT_MAX_CHILDREN, OPT_MAX_BATCH, OPT_MAX_QUEUED,
     OPT_MAX_OUTPUT, OPT_UNP_MAX, OPT_ACCEPT_PAUSE, OPT_LOG_FILE, OPT_LOG_LEVEL,
-    OPT_HELP, OPT_VERSION, OPT_PROXY, OPT_PROXY_TIMEOUT,
+    OPT_HELP, OPT_VERSION, OPT_PROXY, OPT_PROXY_TIMEOUT, OPT_CONFIG, OPT_CHECK_CONFIG,
+    OPT_PID_FILE, OPT_USER,
+    OPT_ADMIN, OPT_ADMIN_TIMEOUT, OPT_STATUS_CONNS,
 };
 
 static const struct option long_opts[] = {
@@ -121,8 +137,15 @@ static const struct option long_opts[] = {
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
     { "proxy-protocol", no_argument, NULL, OPT_PROXY },
     { "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
+    { "config", required_argument, NULL, OPT_CONFIG },
+    { "check-config", no_argument, NULL, OPT_CHECK_CONFIG },
+    { "pid-file", required_argument, NULL, OPT_PID_FILE },
+    { "user", required_argument, NULL, OPT_USER },
     { "help", no_argument, NULL, OPT_HELP },
     { "version", no_argument, NULL, OPT_VERSION },
+    { "admin", required_argument, NULL, OPT_ADMIN },
+    { "admin-timeout", required_argument, NULL, OPT_ADMIN_TIMEOUT },
+    { "status-conns-per-worker", required_argument, NULL, OPT_STATUS_CONNS },
     { NULL, 0, NULL, 0 },
 };
 
@@ -146,13 +169,18 @@ static void config_defaults(struct config *cfg)
     cfg->accept_pause_ms = 100;
     cfg->log_level = LOG_INFO;
     cfg->proxy_timeout = 5;
+    cfg->admin_enabled = addr_parse_listen(DEFAULT_ADMIN, &cfg->admin, NULL, 0) == 0;
+    cfg->admin_timeout = 5;
+    cfg->status_conns = 1024;
 }
 
-enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+/* Apply options from ARGV (the command line, or a config file turned into
+ * one) on top of what CFG holds. */
+static enum config_rc config_apply(struct config *cfg, int argc, char **argv, char *err,
+                                   size_t errlen)
 {
     long v;
-    config_defaults(cfg);
-    optind = 1;
+    optind = 0; /* 0, not 1: glibc then resets its state between vectors */
     opterr = 0;
     for (;;) {
         int c = getopt_long(argc, argv, "", long_opts, NULL);
@@ -280,6 +308,46 @@ enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err
                 return CONFIG_ERROR;
             }
             break;
+        case OPT_CONFIG:
+            break; /* read before the command line, see config_parse */
+        case OPT_CHECK_CONFIG:
+            cfg->check_config = true;
+            break;
+        case OPT_PID_FILE:
+            if (strlen(optarg) >= sizeof(cfg->pid_file)) {
+                snprintf(err, errlen, "--pid-file: path too long");
+                return CONFIG_ERROR;
+            }
+            snprintf(cfg->pid_file, sizeof(cfg->pid_file), "%s", optarg);
+            break;
+        case OPT_USER:
+            if (strlen(optarg) >= sizeof(cfg->user)) {
+                snprintf(err, errlen, "--user: name too long");
+                return CONFIG_ERROR;
+            }
+            snprintf(cfg->user, sizeof(cfg->user), "%s", optarg);
+            break;
+        case OPT_ADMIN: {
+            char why[256];
+            cfg->admin_explicit = true;
+            cfg->admin_enabled = strcmp(optarg, "off") != 0;
+            if (cfg->admin_enabled &&
+                addr_parse_listen(optarg, &cfg->admin, why, sizeof(why)) < 0) {
+                snprintf(err, errlen, "--admin: %s (or 'off')", why);
+                return CONFIG_ERROR;
+            }
+            break;
+        }
+        case OPT_ADMIN_TIMEOUT:
+            if (parse_long("admin-timeout", optarg, 1, 3600, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->admin_timeout = (int)v;
+            break;
+        case OPT_STATUS_CONNS:
+            if (parse_long("status-conns-per-worker", optarg, 0, 65536, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->status_conns = (int)v;
+            break;
         case OPT_HELP:
             usage(stdout);
             return CONFIG_EXIT_OK;
@@ -300,10 +368,176 @@ enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err
         snprintf(err, errlen, "unexpected argument '%s'; see --help", argv[optind]);
         return CONFIG_ERROR;
     }
+    return CONFIG_OK;
+}
+
+/* A config file, turned into an argument vector for config_apply so that
+ * file and command line share every check. */
+struct config_file {
+    char *words[512];   /* "handoffd", "--key", "value", ... (owned) */
+    int n;              /* words in use */
+    char err[256];      /* why the handler refused a line */
+};
+
+static const struct option *config_option(const char *name)
+{
+    for (const struct option *o = long_opts; o->name != NULL; o++)
+        if (strcmp(o->name, name) == 0)
+            return o;
+    return NULL;
+}
+
+static int config_file_word(struct config_file *f, const char *a, const char *b)
+{
+    if (f->n + 2 >= (int)(sizeof(f->words) / sizeof(f->words[0]))) {
+        snprintf(f->err, sizeof(f->err), "too many settings");
+        return 0;
+    }
+    f->words[f->n] = strdup(a);
+    if (f->words[f->n] == NULL)
+        return 0;
+    f->n++;
+    if (b != NULL) {
+        f->words[f->n] = strdup(b);
+        if (f->words[f->n] == NULL)
+            return 0;
+        f->n++;
+    }
+    return 1;
+}
+
+/* inih callback: one "key = value" line. Returns 0 to stop with an error. */
+static int config_file_line(void *user, const char *section, const char *name,
+                            const char *value)
+{
+    struct config_file *f = user;
+    if (section[0] != '\0' && strcmp(section, "handoffd") != 0) {
+        snprintf(f->err, sizeof(f->err), "unknown section [%s] (only [handoffd])", section);
+        return 0;
+    }
+    const struct option *o = config_option(name);
+    if (o == NULL || o->val == OPT_CONFIG || o->val == OPT_HELP || o->val == OPT_VERSION ||
+        o->val == OPT_CHECK_CONFIG) {
+        snprintf(f->err, sizeof(f->err), "unknown setting '%s'", name);
+        return 0;
+    }
+    char flag[80];
+    snprintf(flag, sizeof(flag), "--%s", name);
+    if (o->has_arg == no_argument) {
+        if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "on") == 0 ||
+            strcmp(value, "1") == 0)
+            return config_file_word(f, flag, NULL);
+        if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 ||
+            strcmp(value, "off") == 0 || strcmp(value, "0") == 0)
+            return 1;
+        snprintf(f->err, sizeof(f->err), "'%s' takes true or false, not '%s'", name, value);
+        return 0;
+    }
+    return config_file_word(f, flag, value);
+}
+
+static enum config_rc config_load_file(struct config *cfg, const char *path, char *err,
+                                       size_t errlen)
+{
+    struct config_file f;
+    enum config_rc rc = CONFIG_ERROR;
+    memset(&f, 0, sizeof(f));
+    if (config_file_word(&f, "handoffd", NULL) == 0) {
+        snprintf(err, errlen, "out of memory");
+        goto out;
+    }
+    int line = ini_parse(path, config_file_line, &f);
+    if (line < 0) {
+        snprintf(err, errlen, "--config %s: %s", path, line == -1 ? strerror(errno) : "out of memory");
+        goto out;
+    }
+    if (line > 0) {
+        snprintf(err, errlen, "%s:%d: %s", path, line, f.err[0] ? f.err : "syntax error");
+        goto out;
+    }
+    char why[512];
+    rc = config_apply(cfg, f.n, f.words, why, sizeof(why));
+    if (rc == CONFIG_ERROR)
+        snprintf(err, errlen, "%s: %s", path, why);
+    else if (rc == CONFIG_EXIT_OK)
+        rc = CONFIG_ERROR; /* help/version are refused above; defensive */
+out:
+    for (int i = 0; i < f.n; i++)
+        free(f.words[i]);
+    return rc;
+}
+
+/* The --config path in ARGV, if any (read before the rest of ARGV so the
+ * command line overrides the file). */
+static const char *config_path(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            return argv[i + 1];
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            return argv[i] + 9;
+    }
+    return NULL;
+}
+
+enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
+{
+    config_defaults(cfg);
+    cfg->argc = argc;
+    cfg->argv = argv;
+    const char *path = config_path(argc, argv);
+    if (path != NULL) {
+        if (strlen(path) >= sizeof(cfg->config_file)) {
+            snprintf(err, errlen, "--config: path too long");
+            return CONFIG_ERROR;
+        }
+        snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", path);
+        enum config_rc rc = config_load_file(cfg, path, err, errlen);
+        if (rc != CONFIG_OK)
+            return rc;
+    }
+    enum config_rc rc = config_apply(cfg, argc, argv, err, errlen);
+    if (rc != CONFIG_OK)
+        return rc;
     char why[256];
     if (addr_parse_listen(cfg->listen_text, &cfg->listen, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "--listen: %s", why);
         return CONFIG_ERROR;
     }
+    if (cfg->user[0] != '\0') {
+        struct passwd *pw = getpwnam(cfg->user);
+        if (pw == NULL) {
+            snprintf(err, errlen, "--user: no such user '%s'", cfg->user);
+            return CONFIG_ERROR;
+        }
+        cfg->uid = pw->pw_uid;
+        cfg->gid = pw->pw_gid;
+    }
     return CONFIG_OK;
+}
+
+enum config_rc config_reload(const struct config *cur, struct config *next, char *err,
+                             size_t errlen)
+{
+    enum config_rc rc = config_parse(next, cur->argc, cur->argv, err, errlen);
+    if (rc != CONFIG_OK)
+        return CONFIG_ERROR;
+    /* What the running master has already bound or built cannot change. */
+    if (strcmp(next->listen_text, cur->listen_text) != 0)
+        snprintf(err, errlen, "--listen changed (%s -> %s): that needs a restart",
+                 cur->listen_text, next->listen_text);
+    else if (next->model != cur->model)
+        snprintf(err, errlen, "--model changed: that needs a restart");
+    else if (next->backlog != cur->backlog)
+        snprintf(err, errlen, "--backlog changed: that needs a restart");
+    else if (next->model == MODEL_REUSEPORT && next->workers != cur->workers)
+        snprintf(err, errlen, "--workers changed under --model reuseport (one socket per "
+                              "worker): that needs a restart");
+    else if (strcmp(next->user, cur->user) != 0)
+        snprintf(err, errlen, "--user changed: that needs a restart");
+    else
+        return CONFIG_OK;
+    return CONFIG_ERROR;
 }

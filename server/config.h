@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "addr.h"
 
@@ -40,6 +41,20 @@ struct config {
     int log_level;                /* --log-level */
     bool proxy_protocol;          /* --proxy-protocol: expect a PROXY v1/v2 header */
     double proxy_timeout;         /* --proxy-timeout: seconds to receive that header */
+    char config_file[4096];       /* --config; empty = none */
+    bool check_config;            /* --check-config: validate and exit */
+    char pid_file[4096];          /* --pid-file; empty = none */
+    char user[64];                /* --user; empty = stay as started */
+    uid_t uid;                    /* --user's uid and primary gid */
+    gid_t gid;
+    int argc;                     /* the command line, kept for reloads */
+    char **argv;
+    /* --admin: the status/metrics HTTP listener (server/admin.c) */
+    bool admin_enabled;           /* --admin is not "off" */
+    bool admin_explicit;          /* --admin given: failing to bind it is fatal */
+    struct addr_listen admin;     /* --admin parsed (default 127.0.0.1:9090) */
+    int admin_timeout;            /* --admin-timeout: seconds per admin request */
+    int status_conns;             /* --status-conns-per-worker: scoreboard rows */
 };
 
 enum config_rc { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = 2 };
@@ -48,6 +63,13 @@ enum config_rc { CONFIG_OK = 0, CONFIG_EXIT_OK = 1, CONFIG_ERROR = 2 };
  * --help/--version (output already printed) or CONFIG_ERROR with a message
  * in err. Never exits. */
 enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen);
+
+/* Parse the configuration again for SIGHUP (the same command line, the
+ * config file re-read) into NEXT, and refuse what a running server cannot
+ * change (listen address, model, backlog, user). Returns CONFIG_OK or
+ * CONFIG_ERROR with the reason in err; CUR is untouched. */
+enum config_rc config_reload(const struct config *cur, struct config *next, char *err,
+                             size_t errlen);
 
 const char *config_model_name(enum model m);
 const char *config_dispatch_name(enum dispatch_mode d);

@@ -17,6 +17,7 @@
 #include "addr.h"
 #include "log.h"
 #include "proxy.h"
+#include "scoreboard.h"
 #include "worker.h"
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -239,6 +240,7 @@ struct conn *conn_open(struct worker *w, int fd, uint64_t accepted_ns)
     bufferevent_setwatermark(c->bev, EV_WRITE, w->cfg->max_output / 2, 0);
     bufferevent_setwatermark(c->bev, EV_READ, 0, w->cfg->max_output);
     worker_conn_added(w, c);
+    c->sb_row = scoreboard_conn_open(fd, c->bev, accepted_ns);
     if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
         log_err("bufferevent_enable failed");
         conn_free(c);
@@ -281,6 +283,7 @@ void conn_free(struct conn *c)
         event_free(c->timer);
         c->timer = NULL;
     }
+    scoreboard_conn_close(c->sb_row);
     bufferevent_free(c->bev); /* closes the socket */
     c->bev = NULL;
     worker_conn_removed(c->w, c);

@@ -27,6 +27,7 @@ struct conn {
     bool read_paused;          /* output above the high watermark */
     bool proxy_wait;           /* --proxy-protocol: header not in yet, so the
                                   protocol has not been opened */
+    int sb_row;                /* scoreboard row listing it, -1 if unlisted */
     _Alignas(16) unsigned char state[]; /* proto->state_size bytes */
 };
 

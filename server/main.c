@@ -22,6 +22,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "handoffd: %s\n", err);
         return 2;
     }
+    if (cfg.check_config) {
+        printf("handoffd: configuration OK\n");
+        return 0;
+    }
     log_set_level((enum log_level)cfg.log_level);
     if (cfg.log_file[0] != '\0' && log_open(cfg.log_file) < 0) {
         fprintf(stderr, "handoffd: --log-file %s: %s\n", cfg.log_file, strerror(errno));

@@ -19,12 +19,14 @@
 
 #include <event2/event.h>
 
+#include "admin.h"
 #include "ctl.h"
 #include "child.h"
 #include "log.h"
 #include "master_model.h"
 #include "model.h"
 #include "notify.h"
+#include "scoreboard.h"
 #include "worker.h"
 
 /* Reachable from a global so that a forked child, which never returns to
@@ -56,10 +58,12 @@ void slot_send_drain(struct master *m, struct slot *s)
     }
     s->drain_pending = false;
     s->state = SLOT_DRAINING;
+    scoreboard_slot_set(s->index, s->pid, SCOREBOARD_DRAINING);
 }
 
 static void master_announce(struct master *m)
 {
+    admin_announce(m->admin); /* before the readiness line tests wait for */
     model_announce(m->cfg, m->listen_fd, m->nslots);
     notify_ready();
     m->announced = true;
@@ -97,12 +101,17 @@ static void slot_chan_cb(evutil_socket_t fd, short what, void *arg)
         case CTL_READY:
             if (s->state == SLOT_STARTING)
                 s->state = SLOT_RUNNING;
+            scoreboard_slot_set(s->index, s->pid,
+                                s->state == SLOT_RUNNING ? SCOREBOARD_RUNNING
+                                                         : SCOREBOARD_DRAINING);
             break;
         case CTL_CLOSED: {
             uint64_t n = msg.hdr.count < s->live ? msg.hdr.count : s->live;
             s->live -= n;
             m->closed += msg.hdr.count;
             m->refused += msg.hdr.aux;
+            scoreboard_count(SCOREBOARD_CLOSED, msg.hdr.count);
+            scoreboard_count(SCOREBOARD_REFUSED, msg.hdr.aux);
             break;
         }
         default:
@@ -181,6 +190,8 @@ static void slot_exited(struct master *m, struct slot *s, int status)
                      WEXITSTATUS(status));
     }
     m->lost += s->live;
+    scoreboard_count(SCOREBOARD_LOST, s->live);
+    scoreboard_slot_set(s->index, 0, SCOREBOARD_EMPTY);
     s->live = 0;
     s->pid = 0;
     s->state = SLOT_EMPTY;
@@ -336,6 +347,7 @@ static int slot_spawn(struct master *m, struct slot *s)
     s->pid = pid;
     s->state = SLOT_STARTING;
     s->started_ns = ctl_now_ns();
+    scoreboard_slot_set(s->index, pid, SCOREBOARD_STARTING);
     s->chan_ev = event_new(m->base, s->chan, EV_READ | EV_PERSIST, slot_chan_cb, s);
     s->send_ev = event_new(m->base, s->chan, EV_WRITE, slot_send_cb, s);
     if (s->chan_ev == NULL || s->send_ev == NULL || event_add(s->chan_ev, NULL) < 0) {
@@ -363,6 +375,8 @@ static void master_free(struct master *m)
             event_free(m->sig_ev[i]);
     if (m->stop_ev != NULL)
         event_free(m->stop_ev);
+    admin_free(m->admin);
+    m->admin = NULL;
     if (m->base != NULL)
         event_base_free(m->base);
     master_self = NULL;
@@ -411,6 +425,8 @@ int master_run(const struct config *cfg)
         }
     }
     if (m.model->open(&m) < 0)
+        goto out;
+    if (admin_start(&m.admin, m.base, cfg, m.listen_fd) < 0)
         goto out;
     for (int i = 0; i < m.nslots; i++)
         if (slot_spawn(&m, &m.slots[i]) < 0)

@@ -20,6 +20,7 @@
 struct event;
 struct event_base;
 struct evconnlistener;
+struct admin;
 struct master;
 
 enum slot_state { SLOT_EMPTY = 0, SLOT_STARTING, SLOT_RUNNING, SLOT_DRAINING };
@@ -50,6 +51,7 @@ struct master {
     void *model_state;            /* the model's own, from open() until close() */
     struct event_base *base;
     struct evconnlistener *lev;   /* owns the listening socket */
+    struct admin *admin;          /* --admin listener; NULL when off */
     int listen_fd;                /* same socket, for getsockname */
     struct slot *slots;
     int nslots;

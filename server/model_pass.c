@@ -26,6 +26,7 @@
 #include "log.h"
 #include "master_model.h"
 #include "net.h"
+#include "scoreboard.h"
 
 static void slot_flush(struct master *m, struct slot *s);
 static void master_listener_update(struct master *m);
@@ -69,10 +70,12 @@ static void master_listener_update(struct master *m)
         evconnlistener_disable(m->lev);
         if (!m->stopping && !m->paused_fds && m->announced) {
             m->full_pauses++;
+            scoreboard_count(SCOREBOARD_FULL_PAUSES, 1);
             log_info("all workers at capacity: listener paused");
         }
     }
     m->listening = want;
+    scoreboard_listener_paused(!want);
 }
 
 static void slot_queue_push(struct slot *s, int fd, uint64_t stamp, size_t cap)
@@ -90,6 +93,7 @@ static void master_place(struct master *m, int fd, uint64_t stamp)
     if (k < 0) {
         close(fd);
         m->refused++;
+        scoreboard_count(SCOREBOARD_REFUSED, 1);
         return;
     }
     struct slot *s = &m->slots[k];
@@ -113,6 +117,7 @@ static void slot_close_queue(struct master *m, struct slot *s, bool redispatch)
         else {
             close(fd);
             m->refused++;
+            scoreboard_count(SCOREBOARD_REFUSED, 1);
         }
     }
 }
@@ -154,6 +159,7 @@ static void slot_flush(struct master *m, struct slot *s)
         s->live += n;
         s->total += n;
         m->handed += n;
+        scoreboard_count(SCOREBOARD_HANDED, n);
     }
     if (s->q_len == 0 && s->drain_pending && slot_alive(s))
         slot_send_drain(m, s);
@@ -184,6 +190,7 @@ static void master_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     (void)sa;
     (void)salen;
     m->accepted++;
+    scoreboard_count(SCOREBOARD_ACCEPTED, 1);
     master_place(m, fd, ctl_now_ns());
     if (!master_has_capacity(m))
         master_listener_update(m);
@@ -208,6 +215,7 @@ static void master_accept_error_cb(struct evconnlistener *lev, void *arg)
          * spin. Pause, let connections close, try again. */
         if (!m->paused_fds) {
             m->emfile_pauses++;
+            scoreboard_count(SCOREBOARD_EMFILE_PAUSES, 1);
             log_warn("accept4: %s; pausing the listener for %d ms", strerror(err),
                      m->cfg->accept_pause_ms);
         }

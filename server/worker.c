@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "ctl.h"
 #include "log.h"
+#include "scoreboard.h"
 
 void worker_conn_added(struct worker *w, struct conn *c)
 {
@@ -189,6 +190,7 @@ static void worker_chan_cb(evutil_socket_t fd, short what, void *arg)
         switch (m.hdr.type) {
         case CTL_PASS:
             for (size_t i = 0; i < nfds; i++) {
+                scoreboard_handoff(m.stamp[i]);
                 if (w->draining) {
                     worker_refuse(w, fds[i]);
                     continue;
@@ -305,6 +307,7 @@ int worker_run(const struct config *cfg, int slot, int chan, int listen_fd)
     int status = 1;
     if (worker_init(&w, cfg, slot, chan) < 0)
         goto out;
+    scoreboard_worker_attach(slot);
     if (listen_fd >= 0) {
         w.lev = evconnlistener_new(w.base, worker_accept_cb, &w,
                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, listen_fd);
