@@ -349,10 +349,11 @@ class Server:
 
 
 class Handoffd(Server):
-    def __init__(self, binary, model, protocol, workers, workdir):
+    def __init__(self, tools, model, protocol, workers, workdir):
         super().__init__(model, workdir)
-        self.argv = [binary, "--listen", "127.0.0.1:0", "--model", model, "--protocol", protocol,
-                     "--workers", str(workers), "--drain-timeout", "2", "--log-level", "warn"]
+        self.argv = [tools.handoffd, "--listen", "127.0.0.1:0", "--model", model, "--protocol",
+                     protocol, "--workers", str(workers), "--drain-timeout", "2",
+                     "--log-level", "warn"] + tools.server_flags
         self.line_workers = -1  # workers= on the start-up line
 
     def start(self):
@@ -563,9 +564,11 @@ class Tools:
         self.protocols = self.find_protocols()
 
     def find_protocols(self):
-        """Protocols this handoffd offers, from its --help."""
+        """Protocols this handoffd offers, from its --help; also which flags
+        every run adds: the admin listener (a fixed default port) is off."""
         out = subprocess.run([self.handoffd, "--help"], capture_output=True, text=True, timeout=10)
         text = out.stdout + out.stderr
+        self.server_flags = ["--admin", "off"] if re.search(r"--admin ADDR\|off", text) else []
         m = re.search(r"--protocol NAME\s+(.*)", text)
         return set(re.findall(r"[a-z]+", m.group(1).split("(")[0])) if m else set()
 
@@ -665,7 +668,7 @@ def run_one(ctx, workload, server_name, c, rnd):
     if server_name == "nginx":
         server = Nginx(tools.nginx, plan.workers, ctx.workdir)
     else:
-        server = Handoffd(tools.handoffd, server_name, proto, plan.workers, ctx.workdir)
+        server = Handoffd(tools, server_name, proto, plan.workers, ctx.workdir)
     server.start()
     try:
         if server_name not in ctx.verified:
@@ -824,7 +827,7 @@ def run_plan(ctx):
     # Verify each model once, up front, so that unimplemented ones never run.
     for m in plan.models:
         try:
-            s = Handoffd(ctx.tools.handoffd, m, "echo", plan.workers, ctx.workdir)
+            s = Handoffd(ctx.tools, m, "echo", plan.workers, ctx.workdir)
             s.start()
             try:
                 ctx.verified[m] = s.verify()
@@ -1182,6 +1185,11 @@ def write_report(ctx, started, finished, load_before, load_after, plots):
         L += notes
         L.append("")
     L.append("## Method")
+    L.append("")
+    L.append("Servers: `handoffd %s` (M the model, P echo, http or unp as the load needs); "
+             "nginx as in `NGINX_CONF` in compare.py. Clients: one handoff-bench process (unp: "
+             "%d) or `wrk -t1`." % (" ".join(Handoffd(ctx.tools, "M", "P", plan.workers, ctx.workdir).argv[1:]),
+                                     plan.unp[0]))
     L.append("")
     L.append("Each run starts a fresh server on 127.0.0.1 port 0 and stops it afterwards. Server CPU "
              "is utime+stime of every process in the server's tree plus cutime+cstime (children "
