@@ -1321,7 +1321,7 @@ def main():
     out = args.out or os.path.join(HERE, "results", started.strftime("%Y-%m-%d") +
                                    ("-quick" if plan.name == "quick" else ""))
     os.makedirs(out, exist_ok=True)
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     workdir = tempfile.mkdtemp(prefix="handoff-compare.")
     status = 0
