@@ -27,6 +27,27 @@ int net_set_cloexec(int fd, int on)
     return fcntl(fd, F_SETFD, fl);
 }
 
+int net_adopt_listener(int fd, char *err, size_t errlen)
+{
+    int type = 0, listening = 0;
+    socklen_t len = sizeof(type);
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+        snprintf(err, errlen, "inherited fd %d: %s", fd, strerror(errno));
+        return -1;
+    }
+    len = sizeof(listening);
+    if (type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 ||
+        !listening) {
+        snprintf(err, errlen, "inherited fd %d is not a listening TCP socket", fd);
+        return -1;
+    }
+    if (net_set_nonblock(fd, 1) < 0 || net_set_cloexec(fd, 1) < 0) {
+        snprintf(err, errlen, "inherited fd %d: fcntl: %s", fd, strerror(errno));
+        return -1;
+    }
+    return fd;
+}
+
 int net_listen(const struct addr_listen *a, int backlog, int flags, char *err, size_t errlen)
 {
     struct addr_listen any4;

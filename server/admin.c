@@ -45,6 +45,17 @@ struct admin {
  * itself, so the accept error callback finds the admin here. */
 static struct admin *admin_self;
 
+int admin_listen_fd(const struct admin *a)
+{
+    return a != NULL && a->lev != NULL ? (int)evconnlistener_get_fd(a->lev) : -1;
+}
+
+void admin_update(struct admin *a, const struct config *cfg)
+{
+    if (a != NULL)
+        a->info.protocol = cfg->proto->name;
+}
+
 void admin_page_add(struct admin_page *p, const char *s)
 {
     if (!p->failed && evbuffer_add(p->buf, s, strlen(s)) < 0)
@@ -201,7 +212,7 @@ static void admin_accept_error_cb(struct evconnlistener *lev, void *arg)
 }
 
 int admin_start(struct admin **out, struct event_base *base, const struct config *cfg,
-                int listen_fd)
+                int listen_fd, int nslots)
 {
     char err[256];
     int fd = -1;
@@ -224,7 +235,8 @@ int admin_start(struct admin **out, struct event_base *base, const struct config
                            sizeof(a->info.listening)) < 0)
         snprintf(a->info.listening, sizeof(a->info.listening), "{?, *:*}");
 
-    fd = net_listen(&cfg->admin, ADMIN_BACKLOG, 0, err, sizeof(err));
+    fd = cfg->inherit_admin_fd >= 0 ? net_adopt_listener(cfg->inherit_admin_fd, err, sizeof(err))
+                                    : net_listen(&cfg->admin, ADMIN_BACKLOG, 0, err, sizeof(err));
     if (fd < 0) {
         if (!cfg->admin_explicit && errno == EADDRINUSE) {
             /* Another server has the default: run without admin rather
@@ -245,7 +257,7 @@ int admin_start(struct admin **out, struct event_base *base, const struct config
     }
     snprintf(a->url, sizeof(a->url), "http://%s", where);
 
-    if (scoreboard_create(cfg->workers, cfg->status_conns) < 0)
+    if (scoreboard_create(nslots, cfg->status_conns) < 0)
         goto fail;
     a->http = evhttp_new(base);
     a->resume_ev = evtimer_new(base, admin_resume_cb, a);

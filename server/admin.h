@@ -26,14 +26,20 @@ struct evbuffer;
 #define ADMIN_LIMIT_MAX 10000
 #define ADMIN_LIMIT_DEFAULT 100
 
+/* The admin listening socket (for a binary upgrade to inherit), or -1. */
+int admin_listen_fd(const struct admin *a);
+/* The configuration changed (reload): refresh what the pages say. */
+void admin_update(struct admin *a, const struct config *cfg);
+
 /* Start the admin listener on BASE when --admin is on: binds it, creates the
  * scoreboard (so call before forking workers) and sets *OUT. With --admin
  * off, *OUT is NULL and nothing is created. A busy default address is a
  * warning (the server runs without admin); a given one that cannot be bound
- * is an error. LISTEN_FD is the public listener, named on /status.
+ * is an error. LISTEN_FD is the public listener, named on /status; NSLOTS
+ * the number of worker slots the scoreboard keeps.
  * Returns 0 or -1 (logged). */
 int admin_start(struct admin **out, struct event_base *base, const struct config *cfg,
-                int listen_fd);
+                int listen_fd, int nslots);
 /* Print "handoffd: admin http://ADDR:PORT" to stderr (no-op when NULL);
  * called just before the "handoffd: listening" readiness line. */
 void admin_announce(const struct admin *a);

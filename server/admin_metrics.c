@@ -32,6 +32,8 @@ static void metrics_per_worker(struct admin_page *p, const char *name, size_t of
         struct scoreboard_slot_view v;
         uint64_t x;
         scoreboard_read_slot(i, &v);
+        if (!v.used)
+            continue;
         memcpy(&x, (const char *)&v + offset, sizeof(x));
         admin_page_printf(p, "%s{worker=\"%d\"} %" PRIu64 "\n", name, i, x);
     }

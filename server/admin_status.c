@@ -77,6 +77,8 @@ void admin_status_text(struct admin_page *p, const struct admin_info *info, int 
     for (int i = 0; i < scoreboard_slots(); i++) {
         struct scoreboard_slot_view v;
         scoreboard_read_slot(i, &v);
+        if (!v.used)
+            continue;
         live += v.live;
         admin_page_printf(p, "%-5d %-8d %-9s %8" PRIu64 " %10" PRIu64 " %10" PRIu64 " %8" PRIu64
                           "\n",
@@ -163,11 +165,15 @@ void admin_status_json(struct admin_page *p, const struct admin_info *info, int 
                       k[SCOREBOARD_EMFILE_PAUSES]);
     admin_page_add(p, "\"workers\":[");
     uint64_t live = 0;
+    bool first = true;
     for (int i = 0; i < scoreboard_slots(); i++) {
         struct scoreboard_slot_view v;
         scoreboard_read_slot(i, &v);
+        if (!v.used)
+            continue;
         live += v.live;
-        admin_page_printf(p, "%s\n  {\"slot\":%d,\"pid\":%d,", i == 0 ? "" : ",", i, (int)v.pid);
+        admin_page_printf(p, "%s\n  {\"slot\":%d,\"pid\":%d,", first ? "" : ",", i, (int)v.pid);
+        first = false;
         status_json_key(p, "state", scoreboard_state_name(v.state));
         admin_page_printf(p,
                           ",\"live\":%" PRIu64 ",\"total\":%" PRIu64 ",\"requests\":%" PRIu64

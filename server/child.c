@@ -8,8 +8,10 @@
 
 #include <event2/event.h>
 
+#include "config.h"
 #include "fdutil.h"
 #include "log.h"
+#include "priv.h"
 
 int child_detach(struct event_base *parent_base, const int *keep, size_t nkeep,
                  const char *role)
@@ -43,6 +45,18 @@ int child_detach(struct event_base *parent_base, const int *keep, size_t nkeep,
         all[n++] = keep[i];
     if (fdutil_close_except(all, n) < 0) {
         log_err("close_range: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int child_drop_privileges(const struct config *cfg)
+{
+    char err[256];
+    if (cfg->user[0] == '\0')
+        return 0;
+    if (priv_drop(cfg->uid, cfg->gid, err, sizeof(err)) < 0) {
+        log_err("--user %s: %s", cfg->user, err);
         return -1;
     }
     return 0;

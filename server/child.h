@@ -15,4 +15,10 @@ struct event_base;
 int child_detach(struct event_base *parent_base, const int *keep, size_t nkeep,
                  const char *role);
 
+struct config;
+
+/* --user: become that user for good (after child_detach, before serving).
+ * Returns 0, or -1 (logged; the caller should _exit). */
+int child_drop_privileges(const struct config *cfg);
+
 #endif

@@ -3,6 +3,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <ini.h>
 #include <pwd.h>
@@ -482,11 +483,36 @@ static const char *config_path(int argc, char **argv)
     return NULL;
 }
 
+/* An fd named by environment variable NAME (binary upgrade), or -1. The
+ * variable is removed so that nothing started later inherits it. */
+static int config_env_fd(const char *name, int *out, char *err, size_t errlen)
+{
+    *out = -1;
+    const char *v = getenv(name);
+    if (v == NULL)
+        return 0;
+    char *end;
+    errno = 0;
+    long fd = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || fd < 3 || fd > 1 << 20 ||
+        fcntl((int)fd, F_GETFD) < 0) {
+        snprintf(err, errlen, "$%s: '%s' is not an open file descriptor", name, v);
+        return -1;
+    }
+    *out = (int)fd;
+    unsetenv(name);
+    return 0;
+}
+
 enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err, size_t errlen)
 {
     config_defaults(cfg);
     cfg->argc = argc;
     cfg->argv = argv;
+    if (config_env_fd("HANDOFF_LISTEN_FD", &cfg->inherit_listen_fd, err, errlen) < 0 ||
+        config_env_fd("HANDOFF_ADMIN_FD", &cfg->inherit_admin_fd, err, errlen) < 0 ||
+        config_env_fd("HANDOFF_READY_FD", &cfg->ready_fd, err, errlen) < 0)
+        return CONFIG_ERROR;
     const char *path = config_path(argc, argv);
     if (path != NULL) {
         if (strlen(path) >= sizeof(cfg->config_file)) {

@@ -47,6 +47,10 @@ struct config {
     char user[64];                /* --user; empty = stay as started */
     uid_t uid;                    /* --user's uid and primary gid */
     gid_t gid;
+    int inherit_listen_fd;        /* binary upgrade: listening socket from the old
+                                     master ($HANDOFF_LISTEN_FD), else -1 */
+    int inherit_admin_fd;         /* ... its admin socket ($HANDOFF_ADMIN_FD), else -1 */
+    int ready_fd;                 /* ... pipe to tell it we are up ($HANDOFF_READY_FD) */
     int argc;                     /* the command line, kept for reloads */
     char **argv;
     /* --admin: the status/metrics HTTP listener (server/admin.c) */

@@ -113,6 +113,7 @@ static void conn_proxy_read(struct conn *c)
             why = "out of memory";
         } else {
             *c->proxied = h.pair;
+            scoreboard_conn_readdress(c->sb_row, &h.pair.dst.sa, &h.pair.src.sa);
         }
     }
     if (rc == PROXY_ERROR) {

@@ -7,7 +7,8 @@
 #include "config.h"
 
 /* Run the server described by CFG until it stops. Returns the process exit
- * status (0 after a graceful or immediate stop). */
-int master_run(const struct config *cfg);
+ * status (0 after a graceful or immediate stop). CFG is rewritten by a
+ * successful reload (SIGHUP). */
+int master_run(struct config *cfg);
 
 #endif

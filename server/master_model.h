@@ -40,6 +40,8 @@ struct slot {
     uint64_t started_ns;     /* when the current process was forked */
     unsigned backoff_ms;     /* next respawn delay after a quick death */
     bool drain_pending;      /* CTL_DRAIN must follow the queued fds */
+    bool active;             /* part of the current generation: respawned */
+    bool retired;            /* an earlier generation's worker, draining */
     int *q_fd;               /* accepted fds waiting to be sent (ring) */
     uint64_t *q_stamp;       /* their accept times */
     size_t q_head, q_len;    /* ring position and fill */
@@ -53,15 +55,22 @@ struct master {
     struct evconnlistener *lev;   /* owns the listening socket */
     struct admin *admin;          /* --admin listener; NULL when off */
     int listen_fd;                /* same socket, for getsockname */
-    struct slot *slots;
-    int nslots;
+    struct slot *slots;           /* 2 x --workers: one generation, plus one
+                                     draining during a reload */
+    int nslots;                   /* capacity of slots */
+    int nactive;                  /* slots in the current generation */
+    struct config *cfg_mut;       /* the same config, writable for reloads */
+    bool reloading;               /* a new generation is starting */
+    pid_t upgrade_pid;            /* SIGUSR2: the new master, until it is ready */
+    int upgrade_fd;               /* read end of its readiness pipe, owned here */
+    struct event *upgrade_ev;     /* upgrade_fd readable */
     struct dispatch dispatch;
     uint64_t *load_scratch;       /* dispatch_pick inputs, nslots each */
     bool *elig_scratch;
     struct event *flush_ev;       /* send queued fds after an accept burst */
     struct event *pause_ev;       /* EMFILE back-off */
     struct event *stop_ev;        /* drain deadline */
-    struct event *sig_ev[6];
+    struct event *sig_ev[7];
     bool listening;               /* listener currently enabled */
     bool paused_fds;              /* paused after EMFILE/ENFILE */
     bool stopping;

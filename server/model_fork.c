@@ -128,7 +128,7 @@ static void fork_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
         snprintf(role, sizeof(role), "child %d", seq);
         struct event_base *parent = f->base;
         f->base = NULL;
-        if (child_detach(parent, &fd, 1, role) < 0)
+        if (child_detach(parent, &fd, 1, role) < 0 || child_drop_privileges(f->cfg) < 0)
             _exit(1);
         /* The child's main decision: its status is the connection's. */
         exit(worker_serve_one(f->cfg, seq, fd));

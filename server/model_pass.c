@@ -235,7 +235,10 @@ static int pass_open(struct master *m)
     char err[512];
     m->dispatch.mode = cfg->dispatch;
     m->dispatch.cursor = (unsigned)cfg->workers - 1;
-    int fd = net_listen(&cfg->listen, cfg->backlog, 0, err, sizeof(err));
+    /* After a binary upgrade the old master's socket is ours: no gap in
+     * which a client could be refused. */
+    int fd = cfg->inherit_listen_fd >= 0 ? net_adopt_listener(cfg->inherit_listen_fd, err, sizeof(err))
+                                         : net_listen(&cfg->listen, cfg->backlog, 0, err, sizeof(err));
     if (fd < 0) {
         log_err("%s", err);
         return -1;

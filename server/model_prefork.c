@@ -83,7 +83,7 @@ static int prefork_open(struct master *m)
         return -1;
     }
     m->model_state = p;
-    p->nfds = reuseport ? m->nslots : 1;
+    p->nfds = reuseport ? cfg->workers : 1;
     p->fds = malloc((size_t)p->nfds * sizeof(*p->fds));
     if (p->fds == NULL) {
         p->nfds = 0;
@@ -92,9 +92,16 @@ static int prefork_open(struct master *m)
     }
     for (int i = 0; i < p->nfds; i++)
         p->fds[i] = -1;
+    if (cfg->inherit_listen_fd >= 0 && reuseport) {
+        log_err("binary upgrade: --model reuseport has a socket per worker; restart instead");
+        return -1;
+    }
     for (int i = 0; i < p->nfds; i++) {
-        p->fds[i] = net_listen(&where, cfg->backlog, reuseport ? NET_REUSEPORT : 0, err,
-                               sizeof(err));
+        if (cfg->inherit_listen_fd >= 0)
+            p->fds[i] = net_adopt_listener(cfg->inherit_listen_fd, err, sizeof(err));
+        else
+            p->fds[i] = net_listen(&where, cfg->backlog, reuseport ? NET_REUSEPORT : 0, err,
+                                   sizeof(err));
         if (p->fds[i] < 0) {
             log_err("%s", err);
             return -1;
@@ -116,7 +123,8 @@ static int prefork_open(struct master *m)
 static int prefork_worker_listen_fd(const struct master *m, const struct slot *s)
 {
     const struct prefork *p = m->model_state;
-    return p->fds[p->nfds == 1 ? 0 : s->index];
+    /* Slots [0, W) and, after a reload, [W, 2W) share the W sockets. */
+    return p->fds[s->index % p->nfds];
 }
 
 static void prefork_update(struct master *m)

@@ -280,6 +280,29 @@ static void sb_row_give(int r)
     sb_free[sb_nfree++] = (uint32_t)r;
 }
 
+/* Fill ROW under its seqlock, so a reader never sees half a pair. */
+static void sb_row_write(struct sb_row *row, const struct sockaddr *l, const struct sockaddr *f,
+                         uint64_t start_ns)
+{
+    uint64_t la[2], fa[2];
+    uint16_t lp, fp;
+    sb_pack((const struct sockaddr_storage *)(const void *)l, la, &lp);
+    sb_pack((const struct sockaddr_storage *)(const void *)f, fa, &fp);
+    uint32_t seq = SB_LOAD(row->seq);
+    SB_STORE(row->seq, seq + 1);
+    atomic_thread_fence(memory_order_release);
+    SB_STORE(row->start_ns, start_ns);
+    SB_STORE(row->local[0], la[0]);
+    SB_STORE(row->local[1], la[1]);
+    SB_STORE(row->foreign[0], fa[0]);
+    SB_STORE(row->foreign[1], fa[1]);
+    SB_STORE(row->local_port, lp);
+    SB_STORE(row->foreign_port, fp);
+    SB_STORE(row->family, (uint8_t)l->sa_family);
+    SB_STORE(row->pid, sb_my_pid);
+    atomic_store_explicit(&row->seq, seq + 2, memory_order_release);
+}
+
 int scoreboard_conn_open(int fd, struct bufferevent *bev, uint64_t accepted_ns)
 {
     if (sb_role != SB_WORKER)
@@ -302,27 +325,20 @@ int scoreboard_conn_open(int fd, struct bufferevent *bev, uint64_t accepted_ns)
         sb_row_give(r);
         return -1;
     }
-    uint64_t la[2], fa[2];
-    uint16_t lp, fp;
-    sb_pack(&l, la, &lp);
-    sb_pack(&f, fa, &fp);
-    struct sb_row *row = &sb_my_rows[r];
-    uint32_t seq = SB_LOAD(row->seq);
-    SB_STORE(row->seq, seq + 1);
-    atomic_thread_fence(memory_order_release);
-    SB_STORE(row->start_ns, accepted_ns);
-    SB_STORE(row->local[0], la[0]);
-    SB_STORE(row->local[1], la[1]);
-    SB_STORE(row->foreign[0], fa[0]);
-    SB_STORE(row->foreign[1], fa[1]);
-    SB_STORE(row->local_port, lp);
-    SB_STORE(row->foreign_port, fp);
-    SB_STORE(row->family, (uint8_t)l.ss_family);
-    SB_STORE(row->pid, sb_my_pid);
-    atomic_store_explicit(&row->seq, seq + 2, memory_order_release);
+    sb_row_write(&sb_my_rows[r], (struct sockaddr *)&l, (struct sockaddr *)&f, accepted_ns);
     if ((uint32_t)r >= SB_LOAD(sb_me->rows_hw))
         atomic_store_explicit(&sb_me->rows_hw, sb_hw, memory_order_release);
     return r;
+}
+
+void scoreboard_conn_readdress(int r, const struct sockaddr *local, const struct sockaddr *foreign)
+{
+    if (sb_role != SB_WORKER || r < 0 || (uint32_t)r >= sb_rows ||
+        (local->sa_family != AF_INET && local->sa_family != AF_INET6) ||
+        local->sa_family != foreign->sa_family)
+        return;
+    struct sb_row *row = &sb_my_rows[r];
+    sb_row_write(row, local, foreign, SB_LOAD(row->start_ns));
 }
 
 void scoreboard_conn_close(int row)
@@ -379,6 +395,7 @@ int scoreboard_read_slot(int slot, struct scoreboard_slot_view *v)
     uint64_t starts = SB_LOAD(s->starts);
     v->pid = (pid_t)SB_LOAD(s->pid);
     v->state = st <= SCOREBOARD_DRAINING ? (enum scoreboard_state)st : SCOREBOARD_EMPTY;
+    v->used = starts > 0;
     v->restarts = starts > 0 ? starts - 1 : 0;
     /* A live count is the current process's only once it has attached. */
     if (v->pid > 0 && atomic_load_explicit(&s->owner, memory_order_acquire) == (int)v->pid)

@@ -83,6 +83,10 @@ void scoreboard_handoff(uint64_t accepted_ns);
 /* Connection FD opened on BEV: count it, list it in a row when one is free,
  * and count its bytes from now on. Returns the row, or -1 when unlisted. */
 int scoreboard_conn_open(int fd, struct bufferevent *bev, uint64_t accepted_ns);
+/* The connection in ROW (or -1) turned out to be {LOCAL, FOREIGN} (a PROXY
+ * protocol header named the real client). */
+void scoreboard_conn_readdress(int row, const struct sockaddr *local,
+                               const struct sockaddr *foreign);
 /* The connection listed in ROW (or -1) is closed. */
 void scoreboard_conn_close(int row);
 /* A request was answered with HTTP status STATUS (100..599); counted by its
@@ -99,6 +103,9 @@ struct scoreboard_master_view {
 
 struct scoreboard_slot_view {
     pid_t pid;                               /* 0 when the slot is empty */
+    bool used;                               /* a worker has ever run here (the
+                                                second half of the slots only
+                                                fills during a reload) */
     enum scoreboard_state state;
     uint64_t restarts;                       /* starts after the first */
     uint64_t live;                           /* 0 unless the worker is attached */

@@ -223,6 +223,12 @@ static void worker_signal_cb(evutil_socket_t sig, short what, void *arg)
         event_base_loopbreak(w->base);
         return;
     }
+    if (sig == SIGUSR1) {
+        /* The master asks after log rotation. */
+        if (log_reopen() < 0)
+            log_err("reopening the log: %s", strerror(errno));
+        return;
+    }
     worker_start_drain(w);
 }
 
@@ -257,10 +263,10 @@ static int worker_init(struct worker *w, const struct config *cfg, int slot, int
     w->drain_ev = evtimer_new(w->base, worker_drain_deadline_cb, w);
     if (w->report_ev == NULL || w->drain_ev == NULL)
         return -1;
-    static const int sigs[3] = { SIGTERM, SIGINT, SIGQUIT };
+    static const int sigs[4] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
     sigset_t mask;
     sigemptyset(&mask);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 4; i++) {
         w->sig_ev[i] = evsignal_new(w->base, sigs[i], worker_signal_cb, w);
         if (w->sig_ev[i] == NULL || event_add(w->sig_ev[i], NULL) < 0)
             return -1;
@@ -286,7 +292,7 @@ static void worker_fini(struct worker *w)
         evconnlistener_free(w->lev);
     if (w->chan_ev != NULL)
         event_free(w->chan_ev);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (w->sig_ev[i] != NULL)
             event_free(w->sig_ev[i]);
     if (w->report_ev != NULL)

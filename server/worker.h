@@ -20,7 +20,7 @@ struct worker {
     struct event *chan_ev;       /* readable channel */
     struct event *report_ev;     /* deferred, batched CTL_CLOSED report */
     struct event *drain_ev;      /* drain deadline */
-    struct event *sig_ev[3];     /* SIGTERM, SIGINT, SIGQUIT */
+    struct event *sig_ev[4];     /* SIGTERM, SIGINT, SIGQUIT, SIGUSR1 */
     struct evconnlistener *lev;  /* own listener (models accept/reuseport) */
     struct conn *conns;          /* live connections (doubly linked) */
     uint64_t nconns;             /* live connections */

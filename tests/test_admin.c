@@ -758,3 +758,27 @@ Test(admin, explicit_admin_address_in_use_is_fatal, .timeout = 30)
     cr_assert(strstr(err, "--admin: bind") != NULL, "%s", err);
     stop(&s);
 }
+
+Test(admin, proxied_connections_list_the_headers_pair, .timeout = 30)
+{
+    struct server s;
+    const char *args[] = { "--workers", "1", "--protocol", "whoami", "--proxy-protocol", NULL };
+    int port = start_with_admin(&s, args);
+    cr_assert(port > 0);
+    int fd = tcp_connect(NULL, "127.0.0.1", s.port);
+    cr_assert(fd >= 0);
+    static const char hdr[] = "PROXY TCP4 198.51.100.7 203.0.113.9 40123 8080\r\n";
+    cr_assert_eq(write_all(fd, hdr, sizeof(hdr) - 1), 0);
+    char line[256];
+    cr_assert(read_line(fd, line, sizeof(line), 5000) > 0);
+    cr_assert(strncmp(line, "{203.0.113.9:8080, 198.51.100.7:40123}", 38) == 0, "%s", line);
+    json_t *j = status_json(port, "");
+    json_t *conns = json_object_get(j, "connections");
+    cr_assert(json_is_array(conns) && json_array_size(conns) == 1);
+    json_t *c = json_array_get(conns, 0);
+    cr_assert_str_eq(jstr(c, "local"), "203.0.113.9:8080");
+    cr_assert_str_eq(jstr(c, "foreign"), "198.51.100.7:40123");
+    json_decref(j);
+    close(fd);
+    stop(&s);
+}
