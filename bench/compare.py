@@ -80,6 +80,13 @@ end
 """
 
 
+# Waiting for a quiet machine before each run: the busy CPUs tolerated
+# (over QUIET_SAMPLE seconds) and the longest wait for one run.
+QUIET_CPUS = 0.25
+QUIET_SAMPLE = 0.5
+QUIET_WAIT_RUN = 20.0
+
+
 class RunError(Exception):
     """A run that could not be set up or whose tool failed (not load errors)."""
 
@@ -102,6 +109,7 @@ class Plan:
         self.workloads = workloads      # workload names to run (subject to tools)
         self.headline = headline        # concurrency the goals are judged at
         self.workers = 2                # --workers / nginx worker_processes
+        self.quiet_budget = {"full": 150.0, "quick": 15.0}.get(name, 0.0)  # s of waiting in all
 
 
 ALL_WORKLOADS = ["churn", "echo-keepalive", "http-keepalive", "http-close", "unp", "hold"]
@@ -773,6 +781,8 @@ class Context:
         self.verified = {}        # server -> (ok, why) from its first start
         self.failures = []        # RunError messages
         self.skipped = []         # workloads left out, with why
+        self.quiet_waited = 0.0   # seconds spent waiting for a quiet machine
+        self.busy_starts = 0      # runs started while the machine was still busy
 
 
 def servers_for(ctx, workload):
@@ -852,7 +862,28 @@ def run_plan(ctx):
             one(ctx, "hold", s, plan.hold_conns, 1)
 
 
+def wait_quiet(ctx):
+    """Before a run, wait while the rest of the machine keeps more than
+    QUIET_CPUS busy (other users of a shared machine), at most
+    QUIET_WAIT_RUN seconds per run and the plan's quiet_budget in all."""
+    if ctx.plan.quiet_budget <= 0:
+        return
+    waited = 0.0
+    while True:
+        b0, t0 = machine_busy(), time.monotonic()
+        time.sleep(QUIET_SAMPLE)
+        busy = (machine_busy() - b0) / (time.monotonic() - t0)
+        waited += time.monotonic() - t0
+        if busy <= QUIET_CPUS:
+            break
+        if waited >= QUIET_WAIT_RUN or ctx.quiet_waited + waited >= ctx.plan.quiet_budget:
+            ctx.busy_starts += 1
+            break
+    ctx.quiet_waited += waited
+
+
 def one(ctx, w, s, c, rnd):
+    wait_quiet(ctx)
     t0 = time.monotonic()
     try:
         row = run_one(ctx, w, s, c, rnd)
@@ -1204,6 +1235,13 @@ def write_report(ctx, started, finished, load_before, load_after, plots):
              "ksoftirqd, this script): over the throughput runs it averaged %.2f of the %d CPUs "
              "(this script's own share: %.1f CPU s in all)."
              % (plan.hold_conns, other_load(ctx), os.cpu_count() or 0, harness_cpu()))
+    if plan.quiet_budget > 0:
+        L.append("")
+        L.append("Before each run the script waited while the rest of the machine kept more "
+                 "than %.2f CPUs busy (at most %.0f s per run, %.0f s in all): it waited %.0f s, "
+                 "and %d run%s started with the machine still busy." % (
+                     QUIET_CPUS, QUIET_WAIT_RUN, plan.quiet_budget, ctx.quiet_waited,
+                     ctx.busy_starts, "" if ctx.busy_starts == 1 else "s"))
     with open(os.path.join(ctx.out, "report.md"), "w") as f:
         f.write("\n".join(L) + "\n")
 
