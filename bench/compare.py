@@ -866,8 +866,8 @@ def wait_quiet(ctx):
     """Before a run, wait while the rest of the machine keeps more than
     QUIET_CPUS busy (other users of a shared machine), at most
     QUIET_WAIT_RUN seconds per run and the plan's quiet_budget in all."""
-    if ctx.plan.quiet_budget <= 0:
-        return
+    if ctx.quiet_waited >= ctx.plan.quiet_budget:
+        return  # budget spent (or none): no more sampling either
     waited = 0.0
     while True:
         b0, t0 = machine_busy(), time.monotonic()
@@ -880,6 +880,8 @@ def wait_quiet(ctx):
             ctx.busy_starts += 1
             break
     ctx.quiet_waited += waited
+    if ctx.quiet_waited >= ctx.plan.quiet_budget:
+        log("  (waiting budget of %.0f s spent: later runs start without waiting)" % ctx.plan.quiet_budget)
 
 
 def one(ctx, w, s, c, rnd):
@@ -1001,8 +1003,11 @@ def mb(row, key="peak_rss_mb"):
     return "%.0f" % num(row[key]) if row and num(row[key]) is not None else "–"
 
 
-def cell(x, f="%.0f"):
-    return f % x if x is not None else "–"
+def cell(x, f="{:,.0f}"):
+    """X formatted (thousands separated by default), or a dash if missing."""
+    if x is None:
+        return "–"
+    return f.format(x) if "{" in f else f % x
 
 
 def servers_in(rows, workload):
@@ -1087,6 +1092,11 @@ def paragraph(ctx):
     rows, plan = ctx.rows, ctx.plan
     c, big, small = plan.headline, max(plan.concurrency), min(plan.concurrency)
     s = []
+    busy = other_load(ctx)
+    if busy > QUIET_CPUS:
+        s.append("The machine was shared while this ran: the rest of it kept %.2f of its %d CPUs busy "
+                 "on average, so rates moved from run to run by more than some of the differences "
+                 "below; server CPU per connection is the steadier figure." % (busy, os.cpu_count() or 0))
     P = best(rows, "churn", "pass", c)
     if P:
         rp = rate_of(P)
@@ -1094,9 +1104,9 @@ def paragraph(ctx):
         for other in ("fork", "accept", "reuseport", "iterative"):
             o = best(rows, "churn", other, c)
             if o:
-                comp.append("%s %.0f (pass is %.2f× it)" % (other, rate_of(o), rp / rate_of(o)))
+                comp.append("%s %s (pass/%s %.2f×)" % (other, cell(rate_of(o)), other, rp / rate_of(o)))
         s.append("With %d clients each connecting, sending one 64-byte echo and closing, pass served "
-                 "%.0f connections/s%s." % (c, rp, ("; " + ", ".join(comp)) if comp else ""))
+                 "%s connections/s%s." % (c, cell(rp), (", against " + ", ".join(comp)) if comp else ""))
         F = best(rows, "churn", "fork", c)
         cp = num(P["cpu_s_per_1k_conn"])
         if F and cp and num(F["cpu_s_per_1k_conn"]):
@@ -1125,9 +1135,9 @@ def paragraph(ctx):
                      "cost." % (100 * rate_of(I) / rp, os.cpu_count() or 0))
         lo, hi = best(rows, "churn", "pass", small), best(rows, "churn", "pass", big)
         if lo and hi and lo is not hi:
-            s.append("From %d to %d clients pass's churn rate went from %.0f to %.0f/s and its p99 from "
-                     "%.2f to %.2f ms." % (small, big, rate_of(lo), rate_of(hi), num(lo["p99_ms"]),
-                                           num(hi["p99_ms"])))
+            s.append("From %d to %d clients pass's churn rate went from %s to %s/s and its p99 from "
+                     "%.2f to %.2f ms." % (small, big, cell(rate_of(lo)), cell(rate_of(hi)),
+                                           num(lo["p99_ms"]), num(hi["p99_ms"])))
     hs = {m: best(rows, "hold", m) for m in MODELS}
     hs = {m: r for m, r in hs.items() if r}
     if hs:
@@ -1140,9 +1150,9 @@ def paragraph(ctx):
     for w, label in (("http-keepalive", "HTTP keep-alive"), ("http-close", "HTTP connection-per-request")):
         P, N = best(rows, w, "pass", c), best(rows, w, "nginx", c)
         if P and N:
-            s.append("%s with %d connections: pass %.0f/s, nginx %.0f/s (%.2f×); p99 %.2f vs %.2f ms." % (
-                label, c, rate_of(P), rate_of(N), rate_of(P) / rate_of(N), num(P["p99_ms"]),
-                num(N["p99_ms"])))
+            s.append("%s with %d connections: pass %s/s, nginx %s/s (%.2f×); p99 %.2f vs %.2f ms." % (
+                label, c, cell(rate_of(P)), cell(rate_of(N)), rate_of(P) / rate_of(N),
+                num(P["p99_ms"]), num(N["p99_ms"])))
     U = {m: best(rows, "unp", m) for m in MODELS}
     U = {m: r for m, r in U.items() if r}
     if "iterative" in U and len(U) > 1:
@@ -1239,7 +1249,8 @@ def write_report(ctx, started, finished, load_before, load_after, plots):
         L.append("")
         L.append("Before each run the script waited while the rest of the machine kept more "
                  "than %.2f CPUs busy (at most %.0f s per run, %.0f s in all): it waited %.0f s, "
-                 "and %d run%s started with the machine still busy." % (
+                 "and %d run%s started with the machine still busy (after the budget was spent, "
+                 "runs started without looking)." % (
                      QUIET_CPUS, QUIET_WAIT_RUN, plan.quiet_budget, ctx.quiet_waited,
                      ctx.busy_starts, "" if ctx.busy_starts == 1 else "s"))
     with open(os.path.join(ctx.out, "report.md"), "w") as f:
