@@ -249,15 +249,15 @@ static void sb_output_cb(struct evbuffer *b, const struct evbuffer_cb_info *info
 }
 
 /* Address bytes and port of SA into a row's compact form. */
-static void sb_pack(const struct sockaddr_storage *ss, uint64_t addr[2], uint16_t *port)
+static void sb_pack(const struct sockaddr *sa, uint64_t addr[2], uint16_t *port)
 {
     unsigned char raw[16] = { 0 };
-    if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
         memcpy(raw, &s4->sin_addr, 4);
         *port = ntohs(s4->sin_port);
     } else {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
         memcpy(raw, &s6->sin6_addr, 16);
         *port = ntohs(s6->sin6_port);
     }
@@ -286,8 +286,8 @@ static void sb_row_write(struct sb_row *row, const struct sockaddr *l, const str
 {
     uint64_t la[2], fa[2];
     uint16_t lp, fp;
-    sb_pack((const struct sockaddr_storage *)(const void *)l, la, &lp);
-    sb_pack((const struct sockaddr_storage *)(const void *)f, fa, &fp);
+    sb_pack(l, la, &lp);
+    sb_pack(f, fa, &fp);
     uint32_t seq = SB_LOAD(row->seq);
     SB_STORE(row->seq, seq + 1);
     atomic_thread_fence(memory_order_release);

@@ -33,18 +33,38 @@ static const char *handoffd_path(void)
     return p != NULL ? p : "build/handoffd";
 }
 
+char *server_log_read(const struct server *s)
+{
+    FILE *f = fopen(s->log_path, "re");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    while (buf != NULL) {
+        len += fread(buf + len, 1, cap - len - 1, f);
+        if (len < cap - 1)
+            break;
+        char *bigger = realloc(buf, cap * 2);
+        if (bigger == NULL) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = bigger;
+        cap *= 2;
+    }
+    fclose(f);
+    if (buf != NULL)
+        buf[len] = '\0';
+    return buf;
+}
+
 bool server_log_contains(const struct server *s, const char *needle)
 {
-    char buf[65536];
-    int fd = open(s->log_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
+    char *buf = server_log_read(s);
+    bool found = buf != NULL && strstr(buf, needle) != NULL;
+    free(buf);
+    return found;
 }
 
 bool under_checker(void)
@@ -55,28 +75,21 @@ bool under_checker(void)
 
 bool server_log_has_reports(const struct server *s)
 {
-    if (server_log_contains(s, "Sanitizer") || server_log_contains(s, "runtime error:"))
-        return true;
+    char *buf = server_log_read(s);
+    if (buf == NULL)
+        return false;
+    bool bad = strstr(buf, "Sanitizer") != NULL || strstr(buf, "runtime error:") != NULL;
     /* valgrind: any error, or an fd other than stdio open at exit. */
-    char buf[1 << 16];
-    int fd = open(s->log_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    for (char *p = buf; (p = strstr(p, "ERROR SUMMARY: ")) != NULL; p++)
-        if (atoi(p + 15) != 0)
-            return true;
-    for (char *p = buf; (p = strstr(p, "FILE DESCRIPTORS: ")) != NULL; p++) {
+    for (char *p = buf; !bad && (p = strstr(p, "ERROR SUMMARY: ")) != NULL; p++)
+        bad = atoi(p + 15) != 0;
+    for (char *p = buf; !bad && (p = strstr(p, "FILE DESCRIPTORS: ")) != NULL; p++) {
         int open_fds = 0, std = 0;
         if (sscanf(p, "FILE DESCRIPTORS: %d open (%d std)", &open_fds, &std) == 2 &&
             open_fds != std)
-            return true;
+            bad = true;
     }
-    return false;
+    free(buf);
+    return bad;
 }
 
 int server_start(struct server *s, const char *const *args)

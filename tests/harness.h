@@ -38,6 +38,8 @@ bool under_checker(void);
 /* Whether any server process logged a sanitizer or valgrind report, or
  * exited with an fd other than stdio still open (valgrind --track-fds). */
 bool server_log_has_reports(const struct server *s);
+/* The whole server log, NUL-terminated (free it), or NULL. */
+char *server_log_read(const struct server *s);
 /* Whether the server log contains NEEDLE. */
 bool server_log_contains(const struct server *s, const char *needle);
 

@@ -57,17 +57,11 @@ static int client_wait(pid_t pid)
 
 static int count_in_log(const struct server *s, const char *needle)
 {
-    char buf[1 << 16];
-    int fd = open(s->log_path, O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
+    char *buf = server_log_read(s);
     int k = 0;
-    for (char *p = buf; (p = strstr(p, needle)) != NULL; p++)
+    for (char *p = buf; p != NULL && (p = strstr(p, needle)) != NULL; p++)
         k++;
+    free(buf);
     return k;
 }
 
