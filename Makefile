@@ -93,6 +93,44 @@ test: deps-test
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp \
 	    HANDOFFD=$(ASAN_BUILD)/handoffd $(ASAN_BUILD)/unit-tests --jobs $(TEST_JOBS) --timeout 120
+	@$(MAKE) --no-print-directory fuzz-smoke
+
+# ---- HTTP fuzzing and benchmark -------------------------------------------
+# libFuzzer target over the same request handling the server runs
+# (http_session.c on evbuffers, no socket). `make fuzz` runs it for
+# FUZZ_TIME seconds; `make test` runs it for FUZZ_SMOKE_TIME. New inputs
+# go to $(FUZZ_BUILD)/corpus; tests/fuzz/http holds the seeds.
+FUZZ_CC   ?= clang-14
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME ?= 600
+FUZZ_SMOKE_TIME ?= 30
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+FUZZ_HTTP_SRC = tests/fuzz/http_fuzz.c server/http_session.c server/http_date.c \
+                server/http_static.c common/log.c
+
+$(FUZZ_BUILD)/http-fuzz: $(FUZZ_HTTP_SRC) $(wildcard server/http_*.h common/log.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS_ALL) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(FUZZ_HTTP_SRC) -o $@ \
+	    -levent_core -lhttp_parser
+
+fuzz-run = mkdir -p $(FUZZ_BUILD)/corpus && \
+	if $(FUZZ_BUILD)/http-fuzz -max_total_time=$(1) -print_final_stats=1 \
+	    -dict=tests/fuzz/http.dict -max_len=4096 -timeout=10 \
+	    -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus tests/fuzz/http \
+	    >$(FUZZ_BUILD)/fuzz.log 2>&1; then \
+	    grep -E '^(Done|INFO: Seed)|^\#[0-9]+ +DONE' $(FUZZ_BUILD)/fuzz.log; \
+	else tail -n 60 $(FUZZ_BUILD)/fuzz.log; echo "http-fuzz failed; see $(FUZZ_BUILD)/fuzz.log"; exit 1; fi
+
+fuzz: deps-test $(FUZZ_BUILD)/http-fuzz
+	$(call fuzz-run,$(FUZZ_TIME))
+
+fuzz-smoke: $(FUZZ_BUILD)/http-fuzz
+	$(call fuzz-run,$(FUZZ_SMOKE_TIME))
+
+# Not a test: handoffd against nginx under wrk (see bench/http.sh).
+bench-http: $(BUILD)/handoffd
+	@.ci/deps.sh bench
+	HANDOFFD=$(BUILD)/handoffd bench/http.sh
 
 # The integration suite with every server process under valgrind: memory
 # errors, definite leaks and fds left open at exit all fail the run.
@@ -142,6 +180,6 @@ docker:
 	fi
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
-.PHONY: all deps deps-test run test valgrind install clean
+.PHONY: all deps deps-test run test valgrind install clean fuzz fuzz-smoke bench-http

@@ -8,7 +8,7 @@ purpose=${1:-build}
 pkgs="gcc make pkg-config libc6-dev libevent-dev libhttp-parser-dev libsystemd-dev libinih-dev"
 case "$purpose" in
     build) ;;
-    test)  pkgs="$pkgs libcriterion-dev libjansson-dev" ;;
+    test)  pkgs="$pkgs libcriterion-dev libjansson-dev clang-14 libclang-rt-14-dev" ;;
     valgrind) pkgs="$pkgs libcriterion-dev libjansson-dev valgrind" ;;
     bench) pkgs="$pkgs libcriterion-dev libjansson-dev wrk gnuplot-nox nginx-light" ;;
     *) echo "deps.sh: unknown purpose '$purpose' (build, test, valgrind, bench)" >&2; exit 2 ;;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -45,7 +46,7 @@ static void usage(FILE *out)
 "  --workers N              pre-forked workers (default: online CPUs)\n"
 "  --model NAME             pass, fork, accept, reuseport, iterative (default pass)\n"
 "  --dispatch least|rr      worker choice for model pass (default least)\n"
-"  --protocol NAME          %s (default echo)\n"
+"  --protocol NAME          %s (default http)\n"
 "  --drain-timeout SECONDS  time workers get to finish on SIGTERM (default 10)\n"
 "  --max-conns N            live connections per worker (default: fd limit - %d)\n"
 "  --max-children N         live children for model fork (default 1024)\n"
@@ -69,7 +70,18 @@ static void usage(FILE *out)
 "  --admin-timeout SECONDS  admin request read/write timeout, 1-3600 (default 5)\n"
 "  --status-conns-per-worker N  live connections listed per worker on /status,\n"
 "                           0-65536 (default 1024; 56 bytes of shared memory each)\n"
-"  --help, --version\n",
+"  --help, --version\n"
+"protocol http (a timeout of 0 disables it):\n"
+"  --root DIR               serve static files from DIR (default: a fixed body)\n"
+"  --access-log FILE        append a common-log-format line per request (default off)\n"
+"  --max-header-bytes N     request line + header fields, else 431 (default 16384)\n"
+"  --max-uri-bytes N        request target, else 414 (default 8192)\n"
+"  --max-body-bytes N       request body (read and discarded), else 413 (default 1048576)\n"
+"  --max-requests-per-conn N  requests per connection, 0 = no limit (default 10000)\n"
+"  --header-timeout SECONDS whole request header, else 408 (default 10)\n"
+"  --idle-timeout SECONDS   keep-alive wait and body reads (default 60)\n"
+"  --write-timeout SECONDS  queued output making no progress (default 30)\n"
+"  --linger-timeout SECONDS input drained after closing on an error (default 2)\n",
             proto_names(), FD_RESERVE, 64);
 }
 
@@ -117,6 +129,9 @@ enum {
     OPT_HELP, OPT_VERSION, OPT_PROXY, OPT_PROXY_TIMEOUT, OPT_CONFIG, OPT_CHECK_CONFIG,
     OPT_PID_FILE, OPT_USER,
     OPT_ADMIN, OPT_ADMIN_TIMEOUT, OPT_STATUS_CONNS,
+    OPT_HTTP_ROOT, OPT_HTTP_ACCESS_LOG, OPT_HTTP_MAX_HEADER, OPT_HTTP_MAX_URI,
+    OPT_HTTP_MAX_BODY, OPT_HTTP_MAX_REQUESTS, OPT_HTTP_HEADER_TIMEOUT, OPT_HTTP_IDLE_TIMEOUT,
+    OPT_HTTP_WRITE_TIMEOUT, OPT_HTTP_LINGER_TIMEOUT,
 };
 
 static const struct option long_opts[] = {
@@ -136,6 +151,16 @@ static const struct option long_opts[] = {
     { "accept-pause-ms", required_argument, NULL, OPT_ACCEPT_PAUSE },
     { "log-file", required_argument, NULL, OPT_LOG_FILE },
     { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+    { "root", required_argument, NULL, OPT_HTTP_ROOT },
+    { "access-log", required_argument, NULL, OPT_HTTP_ACCESS_LOG },
+    { "max-header-bytes", required_argument, NULL, OPT_HTTP_MAX_HEADER },
+    { "max-uri-bytes", required_argument, NULL, OPT_HTTP_MAX_URI },
+    { "max-body-bytes", required_argument, NULL, OPT_HTTP_MAX_BODY },
+    { "max-requests-per-conn", required_argument, NULL, OPT_HTTP_MAX_REQUESTS },
+    { "header-timeout", required_argument, NULL, OPT_HTTP_HEADER_TIMEOUT },
+    { "idle-timeout", required_argument, NULL, OPT_HTTP_IDLE_TIMEOUT },
+    { "write-timeout", required_argument, NULL, OPT_HTTP_WRITE_TIMEOUT },
+    { "linger-timeout", required_argument, NULL, OPT_HTTP_LINGER_TIMEOUT },
     { "proxy-protocol", no_argument, NULL, OPT_PROXY },
     { "proxy-timeout", required_argument, NULL, OPT_PROXY_TIMEOUT },
     { "config", required_argument, NULL, OPT_CONFIG },
@@ -159,7 +184,7 @@ static void config_defaults(struct config *cfg)
     cfg->workers = cpus > 0 ? (int)(cpus > 1024 ? 1024 : cpus) : 1;
     cfg->dispatch = DISPATCH_LEAST;
     cfg->model = MODEL_PASS;
-    cfg->proto = proto_find("echo");
+    cfg->proto = proto_find("http");
     cfg->drain_timeout = 10;
     cfg->max_batch = 32;
     cfg->max_queued = 1024;
@@ -169,10 +194,55 @@ static void config_defaults(struct config *cfg)
     cfg->unp_max_bytes = 1ull << 30;
     cfg->accept_pause_ms = 100;
     cfg->log_level = LOG_INFO;
+    cfg->http_max_header = 16384;
+    cfg->http_max_uri = 8192;
+    cfg->http_max_body = 1 << 20;
+    cfg->http_max_requests = 10000;
+    cfg->http_header_timeout = 10;
+    cfg->http_idle_timeout = 60;
+    cfg->http_write_timeout = 30;
+    cfg->http_linger_timeout = 2;
     cfg->proxy_timeout = 5;
     cfg->admin_enabled = addr_parse_listen(DEFAULT_ADMIN, &cfg->admin, NULL, 0) == 0;
     cfg->admin_timeout = 5;
     cfg->status_conns = 1024;
+}
+
+/* --root and --access-log are checked here, before anything forks, so a
+ * typo is a start-up error rather than a log line per request. */
+static int http_check_paths(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->http_root[0] != '\0') {
+        struct stat st;
+        if (stat(cfg->http_root, &st) < 0) {
+            snprintf(err, errlen, "--root %s: %s", cfg->http_root, strerror(errno));
+            return -1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen, "--root %s: not a directory", cfg->http_root);
+            return -1;
+        }
+    }
+    if (cfg->http_access_log[0] != '\0') {
+        int fd = open(cfg->http_access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            snprintf(err, errlen, "--access-log %s: %s", cfg->http_access_log, strerror(errno));
+            return -1;
+        }
+        close(fd);
+    }
+    return 0;
+}
+
+static int copy_path(const char *name, const char *arg, char *dst, size_t len, char *err,
+                     size_t errlen)
+{
+    if (arg[0] == '\0' || strlen(arg) >= len) {
+        snprintf(err, errlen, "--%s: path empty or too long", name);
+        return -1;
+    }
+    snprintf(dst, len, "%s", arg);
+    return 0;
 }
 
 /* Apply options from ARGV (the command line, or a config file turned into
@@ -297,6 +367,56 @@ static enum config_rc config_apply(struct config *cfg, int argc, char **argv, ch
             cfg->log_level = i;
             break;
         }
+        case OPT_HTTP_ROOT:
+            if (copy_path("root", optarg, cfg->http_root, sizeof(cfg->http_root), err,
+                          errlen) < 0)
+                return CONFIG_ERROR;
+            break;
+        case OPT_HTTP_ACCESS_LOG:
+            if (copy_path("access-log", optarg, cfg->http_access_log,
+                          sizeof(cfg->http_access_log), err, errlen) < 0)
+                return CONFIG_ERROR;
+            break;
+        case OPT_HTTP_MAX_HEADER:
+            if (parse_long("max-header-bytes", optarg, 256, 1L << 20, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->http_max_header = (size_t)v;
+            break;
+        case OPT_HTTP_MAX_URI:
+            if (parse_long("max-uri-bytes", optarg, 16, 1L << 20, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->http_max_uri = (size_t)v;
+            break;
+        case OPT_HTTP_MAX_BODY:
+            if (parse_long("max-body-bytes", optarg, 0, 1L << 40, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->http_max_body = (uint64_t)v;
+            break;
+        case OPT_HTTP_MAX_REQUESTS:
+            if (parse_long("max-requests-per-conn", optarg, 0, 1L << 40, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->http_max_requests = (uint64_t)v;
+            break;
+        case OPT_HTTP_HEADER_TIMEOUT:
+            if (parse_seconds("header-timeout", optarg, 86400, &cfg->http_header_timeout, err,
+                              errlen) < 0)
+                return CONFIG_ERROR;
+            break;
+        case OPT_HTTP_IDLE_TIMEOUT:
+            if (parse_seconds("idle-timeout", optarg, 86400, &cfg->http_idle_timeout, err,
+                              errlen) < 0)
+                return CONFIG_ERROR;
+            break;
+        case OPT_HTTP_WRITE_TIMEOUT:
+            if (parse_seconds("write-timeout", optarg, 86400, &cfg->http_write_timeout, err,
+                              errlen) < 0)
+                return CONFIG_ERROR;
+            break;
+        case OPT_HTTP_LINGER_TIMEOUT:
+            if (parse_seconds("linger-timeout", optarg, 3600, &cfg->http_linger_timeout, err,
+                              errlen) < 0)
+                return CONFIG_ERROR;
+            break;
         case OPT_PROXY:
             cfg->proxy_protocol = true;
             break;
@@ -532,6 +652,8 @@ enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err
         snprintf(err, errlen, "--listen: %s", why);
         return CONFIG_ERROR;
     }
+    if (http_check_paths(cfg, err, errlen) < 0)
+        return CONFIG_ERROR;
     if (cfg->user[0] != '\0') {
         struct passwd *pw = getpwnam(cfg->user);
         if (pw == NULL) {

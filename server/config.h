@@ -38,6 +38,17 @@ struct config {
     uint64_t unp_max_bytes;       /* --unp-max-bytes: largest unp request */
     int accept_pause_ms;          /* --accept-pause-ms: pause after EMFILE/ENFILE */
     char log_file[4096];          /* --log-file; empty = stderr */
+    /* protocol http (0 seconds disables a timeout) */
+    size_t http_max_header;       /* --max-header-bytes: request line + fields, else 431 */
+    size_t http_max_uri;          /* --max-uri-bytes: request target, else 414 */
+    uint64_t http_max_body;       /* --max-body-bytes: discarded request body, else 413 */
+    double http_header_timeout;   /* --header-timeout: first byte to end of header, else 408 */
+    double http_idle_timeout;     /* --idle-timeout: between requests, and body reads */
+    double http_write_timeout;    /* --write-timeout: output queued but none sent */
+    double http_linger_timeout;   /* --linger-timeout: input drained after an error close */
+    uint64_t http_max_requests;   /* --max-requests-per-conn: 0 = no limit */
+    char http_root[4096];         /* --root: static files from here; empty = fixed body */
+    char http_access_log[4096];   /* --access-log: common log format; empty = off */
     int log_level;                /* --log-level */
     bool proxy_protocol;          /* --proxy-protocol: expect a PROXY v1/v2 header */
     double proxy_timeout;         /* --proxy-timeout: seconds to receive that header */

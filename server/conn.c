@@ -1,13 +1,20 @@
 /* conn: see conn.h. Ownership: conn_open takes the fd; from then on the
  * bufferevent owns it (BEV_OPT_CLOSE_ON_FREE) and conn_free is the single
  * place it is closed. Protocol callbacks never free the connection; they
- * return a proto_rc and this file acts on it after they return. */
+ * return a proto_rc and this file acts on it after they return.
+ *
+ * I/O: the bufferevent holds the buffers and writes what cannot be written
+ * at once, but reading is done here, with one recv(2) per readiness event:
+ * libevent's own read asks FIONREAD first, one more system call per read.
+ * Output is written directly after each protocol callback; the
+ * bufferevent's write event is on only while output is left over. */
 #include "conn.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -20,7 +27,10 @@
 #include "scoreboard.h"
 #include "worker.h"
 
-static void conn_read_cb(struct bufferevent *bev, void *arg);
+/* Bytes one read may take from the socket. */
+#define CONN_READ_MAX 16384
+
+static void conn_start_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -31,6 +41,30 @@ int conn_worker_slot(const struct conn *c) { return c->w->slot; }
 bool conn_output_full(struct conn *c)
 {
     return evbuffer_get_length(conn_output(c)) >= c->w->cfg->max_output;
+}
+
+/* Unconsumed input at the same bound: stop reading until it is consumed. */
+static bool conn_input_full(struct conn *c)
+{
+    return evbuffer_get_length(conn_input(c)) >= c->w->cfg->max_output;
+}
+
+static void conn_readable_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Watch the socket for input, or stop. */
+static int conn_want_read(struct conn *c, bool on)
+{
+    if (on == c->reading)
+        return 0;
+    if (on && c->rev == NULL) {
+        c->rev = event_new(c->w->base, c->fd, EV_READ | EV_PERSIST, conn_readable_cb, c);
+        if (c->rev == NULL)
+            return -1;
+    }
+    if ((on ? event_add(c->rev, NULL) : event_del(c->rev)) < 0)
+        return -1;
+    c->reading = on;
+    return 0;
 }
 
 int conn_format_pair(struct conn *c, char *buf, size_t len)
@@ -49,6 +83,49 @@ int conn_whoami(struct conn *c, char *buf, size_t len)
     return (n < 0 || (size_t)n >= len) ? -1 : n;
 }
 
+/* Write what the protocol queued now, in the callback that queued it,
+ * rather than a loop turn later: one write(2) instead of epoll_ctl, a wake
+ * up, write(2) and epoll_ctl again. The bufferevent's write event is only
+ * enabled while output is left over because the socket buffer is full. */
+int conn_write_now(struct conn *c)
+{
+    struct evbuffer *out = conn_output(c);
+    size_t before = evbuffer_get_length(out);
+    if (c->writing || before == 0)
+        return 0;
+    /* A socket bufferevent keeps the front of its output frozen so that only
+     * it drains it; this is the one other place that does, as it does. */
+    evbuffer_unfreeze(out, 1);
+    int n = evbuffer_write(out, c->fd);
+    evbuffer_freeze(out, 1);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        log_debug("write: %s", strerror(errno));
+        return -1;
+    }
+    size_t after = evbuffer_get_length(out);
+    if (after > 0) {
+        c->writing = true;
+        bufferevent_enable(c->bev, EV_WRITE);
+    } else if (before > c->w->cfg->max_output / 2) {
+        /* Drained past the low watermark here rather than in the
+         * bufferevent: a protocol that stopped producing (or reading) for
+         * want of room must still get its write callback. Deferred, so it
+         * runs after the callback in progress. */
+        bufferevent_trigger(c->bev, EV_WRITE,
+                            BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+    }
+    return 0;
+}
+
+/* conn_write_now, closing on error. Returns false when the connection is gone. */
+static bool conn_flush(struct conn *c)
+{
+    if (conn_write_now(c) == 0)
+        return true;
+    conn_free(c);
+    return false;
+}
+
 /* Act on a protocol's answer. Returns false when the connection is gone. */
 static bool conn_apply(struct conn *c, enum proto_rc rc)
 {
@@ -56,9 +133,11 @@ static bool conn_apply(struct conn *c, enum proto_rc rc)
         conn_free(c);
         return false;
     }
+    if (!conn_flush(c))
+        return false;
     if (rc == PROTO_CLOSE && !c->closing) {
         c->closing = true;
-        bufferevent_disable(c->bev, EV_READ);
+        conn_want_read(c, false);
         /* Wake up only when everything queued has gone. */
         bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
     }
@@ -70,22 +149,21 @@ static bool conn_apply(struct conn *c, enum proto_rc rc)
         return true;
     }
     /* Backpressure: a peer that does not read cannot make us buffer without
-     * bound. Stop reading until the write callback sees the queue drain. */
-    if (conn_output_full(c)) {
-        if (!c->read_paused) {
-            c->read_paused = true;
-            bufferevent_disable(c->bev, EV_READ);
-        }
-    } else if (c->read_paused) {
-        c->read_paused = false;
-        bufferevent_enable(c->bev, EV_READ);
+     * bound. Stop reading until the write callback sees the queue drain
+     * (or, for input, until the protocol consumes it). */
+    c->read_paused = conn_output_full(c) || conn_input_full(c);
+    if (c->started && conn_want_read(c, !c->read_paused) < 0) {
+        log_err("event_add/event_del failed for a connection");
+        conn_free(c);
+        return false;
     }
     return true;
 }
 
 /* --proxy-protocol: take the header off the front of the input, keep its
- * addresses, then start the protocol as if the connection had just come. */
-static void conn_proxy_read(struct conn *c)
+ * addresses, then start the protocol as if the connection had just come.
+ * Returns false when the connection is gone. */
+static bool conn_proxy_read(struct conn *c)
 {
     const struct proto *p = c->w->cfg->proto;
     struct evbuffer *in = conn_input(c);
@@ -104,7 +182,7 @@ static void conn_proxy_read(struct conn *c)
         rc = b != NULL ? proxy_parse(b, n, &h, &why) : PROXY_ERROR;
     }
     if (rc == PROXY_MORE)
-        return;
+        return true;
     if (rc == PROXY_DONE && !h.local) {
         /* Only proxied connections pay for the addresses. */
         c->proxied = malloc(sizeof(*c->proxied));
@@ -119,7 +197,7 @@ static void conn_proxy_read(struct conn *c)
     if (rc == PROXY_ERROR) {
         log_debug("PROXY header refused: %s", why);
         conn_free(c);
-        return;
+        return false;
     }
     evbuffer_drain(in, h.len);
     c->proxy_wait = false;
@@ -130,25 +208,74 @@ static void conn_proxy_read(struct conn *c)
         c->timer = NULL;
     }
     if (p->open != NULL && !conn_apply(c, p->open(c)))
-        return;
-    if (!c->closing && !c->read_paused && evbuffer_get_length(in) > 0)
-        conn_apply(c, p->read(c));
+        return false;
+    if (!c->closing && !conn_output_full(c) && evbuffer_get_length(in) > 0)
+        return conn_apply(c, p->read(c));
+    return true;
 }
 
-static void conn_read_cb(struct bufferevent *bev, void *arg)
+/* Input arrived. Returns false when the connection is gone. */
+static bool conn_on_input(struct conn *c)
 {
-    struct conn *c = arg;
-    (void)bev;
-    if (c->proxy_wait) {
-        conn_proxy_read(c);
-        return;
-    }
+    if (c->proxy_wait)
+        return conn_proxy_read(c);
     if (c->closing) {
         /* Input after we decided to close is not going to be answered. */
         evbuffer_drain(conn_input(c), evbuffer_get_length(conn_input(c)));
-        return;
+        return true;
     }
-    conn_apply(c, c->w->cfg->proto->read(c));
+    return conn_apply(c, c->w->cfg->proto->read(c));
+}
+
+/* Read once from the socket into the input and hand it to the protocol.
+ * Returns false when the connection is gone. */
+static bool conn_read_some(struct conn *c)
+{
+    struct evbuffer *in = conn_input(c);
+    struct evbuffer_iovec v;
+    ssize_t n = -1;
+    int err = ENOMEM;
+    if (evbuffer_reserve_space(in, CONN_READ_MAX, &v, 1) == 1) {
+        n = recv(c->fd, v.iov_base, v.iov_len, 0);
+        err = errno;
+        v.iov_len = n > 0 ? (size_t)n : 0;
+        evbuffer_commit_space(in, &v, n > 0 ? 1 : 0);
+    }
+    if (n > 0)
+        return conn_on_input(c);
+    if (n == 0)
+        return conn_apply(c, PROTO_CLOSE); /* the peer finished sending; deliver what we owe */
+    if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+        return true;
+    log_debug("recv: %s", strerror(err));
+    conn_free(c);
+    return false;
+}
+
+static void conn_readable_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_read_some(arg);
+}
+
+/* Deferred from conn_open. By the time a connection is handed over, the
+ * client's first request has usually arrived: read it at once instead of
+ * registering the socket and waiting for the loop to report it. An
+ * exchange that closes after one answer then never touches epoll. */
+static void conn_start_cb(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    (void)bev;
+    if (c->started)
+        return;
+    c->started = true;
+    if (c->closing || !conn_read_some(c) || c->closing)
+        return;
+    if (conn_want_read(c, !c->read_paused) < 0) {
+        log_err("event_add failed for a connection");
+        conn_free(c);
+    }
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -159,12 +286,19 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
     enum proto_rc rc = PROTO_OK;
     if (c->proxy_wait)
         return; /* nothing written yet; the protocol is not open */
+    if (evbuffer_get_length(conn_output(c)) == 0) {
+        /* All sent: back to writing directly from conn_flush. */
+        c->writing = false;
+        bufferevent_disable(c->bev, EV_WRITE);
+    }
     if (!c->closing && p->write != NULL)
         rc = p->write(c);
     if (!conn_apply(c, rc))
         return;
-    /* Input that arrived while reading was paused is still waiting. */
-    if (!c->closing && !c->read_paused && evbuffer_get_length(conn_input(c)) > 0)
+    /* Input that arrived while output was full is still waiting. (Not
+     * read_paused: that is also set by unconsumed input, which this call is
+     * what consumes.) */
+    if (!c->closing && !conn_output_full(c) && evbuffer_get_length(conn_input(c)) > 0)
         conn_apply(c, p->read(c));
 }
 
@@ -237,16 +371,18 @@ struct conn *conn_open(struct worker *w, int fd, uint64_t accepted_ns)
         return NULL;
     }
     /* From here the bufferevent owns fd. */
-    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    /* The read callback only ever runs once, as conn_start_cb: the
+     * bufferevent never reads (its EV_READ stays off), this file does. */
+    bufferevent_setcb(c->bev, conn_start_cb, conn_write_cb, conn_event_cb, c);
     bufferevent_setwatermark(c->bev, EV_WRITE, w->cfg->max_output / 2, 0);
-    bufferevent_setwatermark(c->bev, EV_READ, 0, w->cfg->max_output);
+    /* The bufferevent freezes the input's end against everyone but its own
+     * reads; here reads are ours. */
+    evbuffer_unfreeze(conn_input(c), 0);
     worker_conn_added(w, c);
     c->sb_row = scoreboard_conn_open(fd, c->bev, accepted_ns);
-    if (bufferevent_enable(c->bev, EV_READ | EV_WRITE) < 0) {
-        log_err("bufferevent_enable failed");
-        conn_free(c);
-        return NULL;
-    }
+    /* EV_WRITE (on by default in a new bufferevent) only when output is
+     * left over: see conn_flush. */
+    bufferevent_disable(c->bev, EV_WRITE);
     if (w->cfg->proxy_protocol) {
         /* The protocol opens once the header is in (conn_proxy_read); the
          * timer is the header's deadline. */
@@ -256,10 +392,13 @@ struct conn *conn_open(struct worker *w, int fd, uint64_t accepted_ns)
             conn_free(c);
             return NULL;
         }
-        return c;
-    }
-    if (p->open != NULL && !conn_apply(c, p->open(c)))
+    } else if (p->open != NULL && !conn_apply(c, p->open(c))) {
         return NULL;
+    }
+    /* conn_start_cb runs from the loop, just after the current callback,
+     * so the connection is never freed inside conn_open. */
+    if (!c->closing)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
     return c;
 }
 
@@ -283,6 +422,10 @@ void conn_free(struct conn *c)
     if (c->timer != NULL) {
         event_free(c->timer);
         c->timer = NULL;
+    }
+    if (c->rev != NULL) {
+        event_free(c->rev);
+        c->rev = NULL;
     }
     scoreboard_conn_close(c->sb_row);
     bufferevent_free(c->bev); /* closes the socket */

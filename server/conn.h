@@ -19,12 +19,16 @@ struct conn {
     struct worker *w;          /* the worker serving this connection */
     struct bufferevent *bev;   /* owns the socket (BEV_OPT_CLOSE_ON_FREE) */
     struct event *timer;       /* protocol timer, created on first use */
+    struct event *rev;         /* socket readable (conn.c reads, not the bev) */
     uint64_t accepted_ns;      /* master's accept time (CLOCK_MONOTONIC) */
     struct proxy_pair *proxied;/* {DST, SRC} from a PROXY header, owned here;
                                   NULL: the socket's own pair (no allocation) */
     int fd;                    /* the socket, for addresses; closed by bev */
     bool closing;              /* flushing output, then closing */
-    bool read_paused;          /* output above the high watermark */
+    bool read_paused;          /* output or unconsumed input at max_output */
+    bool reading;              /* rev is added */
+    bool writing;              /* write event on: output waits for the socket */
+    bool started;              /* first read done (conn_start_cb) */
     bool proxy_wait;           /* --proxy-protocol: header not in yet, so the
                                   protocol has not been opened */
     int sb_row;                /* scoreboard row listing it, -1 if unlisted */
@@ -52,6 +56,10 @@ int conn_format_pair(struct conn *c, char *buf, size_t len);
 int conn_whoami(struct conn *c, char *buf, size_t len);
 /* Arm the protocol timer MS milliseconds from now (0 disarms). */
 int conn_timer_set(struct conn *c, unsigned ms);
+/* Write queued output now (the connection layer also does this after every
+ * protocol callback). Returns 0, or -1 on a socket error: the caller should
+ * then return PROTO_ABORT. */
+int conn_write_now(struct conn *c);
 /* Whether output is above the high watermark, so producers should wait
  * for the proto write callback. */
 bool conn_output_full(struct conn *c);

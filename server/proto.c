@@ -8,6 +8,7 @@ static const struct proto *const proto_table[] = {
     &proto_discard,
     &proto_whoami,
     &proto_unp,
+    &proto_http,
 };
 
 const struct proto *proto_find(const char *name)

@@ -43,5 +43,6 @@ extern const struct proto proto_echo;
 extern const struct proto proto_discard;
 extern const struct proto proto_whoami;
 extern const struct proto proto_unp;
+extern const struct proto proto_http;
 
 #endif
