@@ -80,6 +80,14 @@ end
 """
 
 
+# Source addresses (127.0.0.1..SOURCES) for loads whose client closes first
+# (churn, unp). From one address, connect() takes its ports from the odd
+# half of the ephemeral range and may reuse a port in TIME_WAIT only after
+# a second (tcp_tw_reuse), which caps churn near 14,000 connections/s until
+# the TIME_WAIT table overflows (tcp_max_tw_buckets): rates would depend
+# on what earlier runs left behind. 16 addresses lift that cap.
+SOURCES = 16
+
 # Waiting for a quiet machine before each run: the busy CPUs tolerated
 # (over QUIET_SAMPLE seconds) and the longest wait for one run.
 QUIET_CPUS = 0.25
@@ -686,13 +694,15 @@ def run_one(ctx, workload, server_name, c, rnd):
                 return None
         d = plan.duration
         if workload == "churn":
-            load = lambda: bench_run(tools, server.port, ["-m", "churn", "-c", str(c), "-d", str(d)], d + 30)
+            load = lambda: bench_run(tools, server.port, ["-m", "churn", "-c", str(c), "-d", str(d),
+                                                          "-S", str(SOURCES)], d + 30)
         elif workload == "echo-keepalive":
             load = lambda: bench_run(tools, server.port, ["-m", "keepalive", "-c", str(c), "-d", str(d)], d + 30)
         elif workload == "unp":
             p, loops, nbytes = plan.unp
             load = lambda: bench_run(tools, server.port, ["-m", "unp", "-p", str(p), "-l", str(loops),
-                                                          "-b", str(nbytes), "-d", "120"], 150)
+                                                          "-b", str(nbytes), "-d", "120",
+                                                          "-S", str(SOURCES)], 150)
         elif workload in ("http-keepalive", "http-close"):
             load = lambda: wrk_run(tools, server.port, c, d, workload == "http-close", d + 30)
         elif workload == "hold":
@@ -1231,6 +1241,13 @@ def write_report(ctx, started, finished, load_before, load_after, plots):
              "nginx as in `NGINX_CONF` in compare.py. Clients: one handoff-bench process (unp: "
              "%d) or `wrk -t1`." % (" ".join(Handoffd(ctx.tools, "M", "P", plan.workers, ctx.workdir).argv[1:]),
                                      plan.unp[0]))
+    L.append("")
+    L.append("Churn and unp clients bind to %d source addresses (127.0.0.1–127.0.0.%d, `-S %d`): "
+             "from one address the client's ports, reused no sooner than a second after TIME_WAIT "
+             "(tcp_tw_reuse), cap churn near 14,000 connections/s until the TIME_WAIT table "
+             "overflows, so rates would depend on what earlier runs left behind. wrk cannot; with "
+             "`Connection: close` the server closes first and holds the TIME_WAIT instead."
+             % (SOURCES, SOURCES, SOURCES))
     L.append("")
     L.append("Each run starts a fresh server on 127.0.0.1 port 0 and stops it afterwards. Server CPU "
              "is utime+stime of every process in the server's tree plus cutime+cstime (children "
