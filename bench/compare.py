@@ -388,6 +388,7 @@ class Handoffd(Server):
                 self.port, self.line_workers = int(m.group(1)), int(m.group(3))
                 self.pid = int(m.group(5))
                 if self.pid != self.proc.pid:
+                    self.stop()
                     raise RunError("start-up line names pid %d, started %d" % (self.pid, self.proc.pid))
                 self.record_idle()
                 return
