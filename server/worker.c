@@ -75,6 +75,8 @@ void worker_conn_added(struct worker *w, struct conn *c)
     w->total++;
     if (w->nconns > w->trim_peak)
         w->trim_peak = w->nconns;
+    if (w->nconns > w->loop_peak)
+        w->loop_peak = w->nconns;
 }
 
 void worker_conn_activity(struct worker *w, struct conn *c, bool active)
@@ -106,15 +108,17 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
         c = next;
     }
     w->sweep_gen++;
-    if (w->trim_peak < w->nconns + WORKER_TRIM_DROP || w->nconns > w->trim_peak / 2)
-        return;
-    w->trim_peak = w->nconns;
-    if (w->nconns == 0 && w->lev == NULL && !w->draining && !w->exit_when_idle) {
-        /* Empty: a new loop drops libevent's tables too (worker_rebase). */
+    if (w->nconns == 0 && w->loop_peak >= WORKER_TRIM_DROP && w->lev == NULL &&
+        !w->draining && !w->exit_when_idle) {
+        /* Empty after a crowd: a new loop drops libevent's tables too
+         * (worker_rebase), then trims. */
         w->rebase = true;
         event_base_loopbreak(w->base);
         return;
     }
+    if (w->trim_peak < w->nconns + WORKER_TRIM_DROP || w->nconns > w->trim_peak / 2)
+        return;
+    w->trim_peak = w->nconns;
     malloc_trim(0);
 }
 
@@ -402,6 +406,8 @@ static int worker_rebase(struct worker *w)
         sigaddset(&mask, worker_sigs[i]);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     w->rebase = false;
+    w->loop_peak = 0;
+    w->trim_peak = 0;
     worker_loop_free(w);
     malloc_trim(0);
     if (worker_loop_new(w) < 0)

@@ -31,6 +31,7 @@ struct worker {
                                     return freed memory to the system */
     uint32_t sweep_gen;          /* sweeps so far; stamped on each I/O */
     uint64_t trim_peak;          /* most connections since the last trim */
+    uint64_t loop_peak;          /* most connections since the loop was built */
     bool rebase;                 /* leave the loop and rebuild it (empty
                                     after a crowd: see worker_rebase) */
     uint64_t total;              /* connections served */
