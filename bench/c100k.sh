@@ -145,6 +145,7 @@ load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- handoffd --------------------------------------------------------------
 
+: >"$work/handoffd.log"
 "$HANDOFFD" --listen 127.0.0.1:0 --workers "$WORKERS" --protocol http --admin 127.0.0.1:0 \
     --idle-timeout 300 --log-level warn 2>"$work/handoffd.log" &
 spid=$!
@@ -265,7 +266,7 @@ set -- $h_wrk
 h_rps=$1 h_p99=$2 h_werr=$3 h_non2xx=$4
 mkdir -p "$(dirname "$OUT")"
 {
-    echo "# 100,000 idle connections ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+    echo "# $CONNS idle connections ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo
     echo "\`make bench-c100k\` (bench/c100k.sh) on $(uname -n): $(nproc) cores,"
     echo "$(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, fd limit $(ulimit -Hn) per process, $(uname -r)."

@@ -28,8 +28,9 @@
 #include "scoreboard.h"
 
 /* Trim the heap after the count falls by at least this many connections
- * and to at most half its peak: a worker returning from a crowd gives the
- * memory back, one with a steady load never pays for the trim. */
+ * and to at most half its peak, or after one sweep parks this many: a
+ * worker returning from a crowd gives the memory back, one with a steady
+ * load never pays for the trim. */
 #define WORKER_TRIM_DROP 1024
 
 static void worker_list_unlink(struct worker *w, struct conn *c)
@@ -99,8 +100,12 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
     /* Active connections stamped with this generation had I/O since the
      * last sweep; the others have been idle at least one period. Parking
      * moves a connection to the tail, so walk only the count active now. */
+    if (w->trim_next) {
+        malloc_trim(0);
+        w->trim_next = false;
+    }
     uint32_t gen = w->sweep_gen;
-    uint64_t n = w->nactive;
+    uint64_t n = w->nactive, before = w->nactive;
     struct conn *c = w->conns;
     while (n-- > 0 && c != NULL && c->bev != NULL) {
         struct conn *next = c->next;
@@ -108,6 +113,8 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
         c = next;
     }
     w->sweep_gen++;
+    /* Parking many at once freed their buffers: give the pages back. */
+    bool parked_many = before >= w->nactive + WORKER_TRIM_DROP;
     if (w->nconns == 0 && w->loop_peak >= WORKER_TRIM_DROP && w->lev == NULL &&
         !w->draining && !w->exit_when_idle) {
         /* Empty after a crowd: a new loop drops libevent's tables too
@@ -116,10 +123,13 @@ static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(w->base);
         return;
     }
-    if (w->trim_peak < w->nconns + WORKER_TRIM_DROP || w->nconns > w->trim_peak / 2)
+    bool dropped = w->trim_peak >= w->nconns + WORKER_TRIM_DROP && w->nconns <= w->trim_peak / 2;
+    if (!dropped && !parked_many)
         return;
+    /* Next sweep: libevent frees a bufferevent from the loop after
+     * bufferevent_free returns, so what was just released is not free yet. */
     w->trim_peak = w->nconns;
-    malloc_trim(0);
+    w->trim_next = true;
 }
 
 /* At --max-conns the worker's own listener pauses, so new clients wait in

@@ -32,6 +32,7 @@ struct worker {
     uint32_t sweep_gen;          /* sweeps so far; stamped on each I/O */
     uint64_t trim_peak;          /* most connections since the last trim */
     uint64_t loop_peak;          /* most connections since the loop was built */
+    bool trim_next;              /* malloc_trim at the next sweep */
     bool rebase;                 /* leave the loop and rebuild it (empty
                                     after a crowd: see worker_rebase) */
     uint64_t total;              /* connections served */
