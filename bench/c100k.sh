@@ -51,6 +51,9 @@ command -v wrk >/dev/null || { echo "c100k.sh: wrk is not installed (.ci/deps.sh
 
 # ---- helpers ---------------------------------------------------------------
 
+# free_port, wait_listening, wrk_summary.
+. "$(dirname "$0")/lib.sh"
+
 # Summed VmRSS (KiB) of PID and its children.
 rss_sum() {
     t=0
@@ -70,18 +73,11 @@ rss_each() {
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-# wrk -t1 -c50 -d10s against PORT; prints "rps p99_ms errors non2xx" and
-# keeps the full output in $work/wrk-$2.txt.
+# wrk -t1 -c50 -d10s against PORT; prints wrk_summary's "rps p99_ms errors
+# non2xx" and keeps the full output in $work/wrk-$2.txt.
 run_wrk() {
     wrk -t1 -c50 -d10s --latency "http://127.0.0.1:$1/" >"$work/wrk-$2.txt" 2>&1 || true
-    awk '
-        /Requests\/sec:/ { rps = $2 }
-        $1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-                      p99 = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
-        /Socket errors:/ { gsub(/,/, ""); err = $4 + $6 + $8 + $10 }
-        /Non-2xx/ { non2xx = $NF }
-        END { printf "%s %.3f %d %d\n", rps + 0, p99 + 0, err + 0, non2xx + 0 }' \
-        "$work/wrk-$2.txt"
+    wrk_summary "$work/wrk-$2.txt"
 }
 
 # Field KEY=VALUE of handoff-bench's summary line in FILE.
@@ -100,15 +96,6 @@ settle_rss() {
         fi
         sleep 0.5
     done
-}
-
-# A free port below the ephemeral range, for nginx.
-free_port() {
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000))
-        ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return 0; }
-    done
-    return 1
 }
 
 # Wait until the hold client has CONNS connections established to PORT
@@ -226,13 +213,7 @@ http {
 EOF
     "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/start.log" &
     spid=$!
-    i=0
-    while kill -0 "$spid" 2>/dev/null && ! ss -Htln "sport = :$nport" | grep -q .; do
-        i=$((i + 1))
-        [ $i -gt 100 ] && break
-        sleep 0.05
-    done
-    if ss -Htln "sport = :$nport" | grep -q .; then
+    if wait_listening "$spid" "$nport"; then
         wrk -t1 -c50 -d1s "http://127.0.0.1:$nport/" >/dev/null 2>&1 || true
         sleep 3
         n_rss0=$(rss_sum "$spid")

@@ -282,18 +282,27 @@ static bool conn_on_input(struct conn *c)
 }
 
 /* Read once from the socket into the input and hand it to the protocol.
- * Returns false when the connection is gone. */
+ * A parked connection reads into the stack first, so that a wake-up with
+ * nothing to read (the first try of a silent client) allocates nothing;
+ * only bytes make it active. Returns false when the connection is gone. */
 static bool conn_read_some(struct conn *c)
 {
-    struct evbuffer *in = conn_input(c);
-    struct evbuffer_iovec v;
+    char stack[CONN_READ_MAX];
+    struct evbuffer_iovec v = { .iov_base = stack, .iov_len = sizeof(stack) };
+    bool parked = c->bev == NULL;
     ssize_t n = -1;
     int err = ENOMEM;
-    if (evbuffer_reserve_space(in, CONN_READ_MAX, &v, 1) == 1) {
+    if (parked || evbuffer_reserve_space(conn_input(c), CONN_READ_MAX, &v, 1) == 1) {
         n = recv(c->fd, v.iov_base, v.iov_len, 0);
         err = errno;
+    }
+    if (!parked) {
         v.iov_len = n > 0 ? (size_t)n : 0;
-        evbuffer_commit_space(in, &v, n > 0 ? 1 : 0);
+        evbuffer_commit_space(conn_input(c), &v, n > 0 ? 1 : 0);
+    } else if (n > 0 && (conn_unpark(c) < 0 || evbuffer_add(conn_input(c), stack, (size_t)n) < 0)) {
+        log_err("out of memory for a connection's buffers");
+        conn_free(c);
+        return false;
     }
     c->io_gen = c->w->sweep_gen;
     if (n > 0)
@@ -303,30 +312,6 @@ static bool conn_read_some(struct conn *c)
     if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
         return true;
     log_debug("recv: %s", strerror(err));
-    conn_free(c);
-    return false;
-}
-
-/* Read on a parked connection: into the stack, so that a wake-up with
- * nothing to read (the first try of a silent client) allocates nothing;
- * only bytes make the connection active. Returns false when it is gone. */
-static bool conn_parked_read(struct conn *c)
-{
-    char buf[CONN_READ_MAX];
-    ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-    if (n > 0) {
-        if (conn_unpark(c) < 0 || evbuffer_add(conn_input(c), buf, (size_t)n) < 0) {
-            log_err("out of memory for a connection's buffers");
-            conn_free(c);
-            return false;
-        }
-        return conn_on_input(c);
-    }
-    if (n == 0)
-        return conn_apply(c, PROTO_CLOSE);
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-        return true;
-    log_debug("recv: %s", strerror(errno));
     conn_free(c);
     return false;
 }
@@ -361,22 +346,16 @@ static void conn_parked_timeout(struct conn *c)
 static void conn_start(struct conn *c)
 {
     c->started = true;
-    if (c->closing)
+    if (c->closing || !conn_read_some(c))
         return;
     if (c->bev == NULL) {
-        if (!conn_parked_read(c))
-            return;
-        if (c->bev == NULL) {
-            /* Nothing yet: wait parked, with the deadline asked for so far. */
-            unsigned ms = c->start_ms;
-            c->start_ms = 0;
-            if (conn_rev_reset(c, ms, true) < 0) {
-                log_err("event_add failed for a connection");
-                conn_free(c);
-            }
-            return;
+        /* Nothing yet: wait parked, with the deadline asked for so far. */
+        unsigned ms = c->start_ms;
+        c->start_ms = 0;
+        if (conn_rev_reset(c, ms, true) < 0) {
+            log_err("event_add failed for a connection");
+            conn_free(c);
         }
-    } else if (!conn_read_some(c)) {
         return;
     }
     if (c->closing)
@@ -393,12 +372,10 @@ static void conn_readable_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     if (!c->started)
         conn_start(c);
-    else if (c->bev != NULL)
-        conn_read_some(c);
-    else if (what & EV_TIMEOUT)
+    else if (c->bev == NULL && (what & EV_TIMEOUT))
         conn_parked_timeout(c);
     else
-        conn_parked_read(c);
+        conn_read_some(c);
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
