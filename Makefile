@@ -132,6 +132,12 @@ bench-http: $(BUILD)/handoffd
 	@.ci/deps.sh bench
 	HANDOFFD=$(BUILD)/handoffd bench/http.sh
 
+# Not a test: 100,000 idle connections held, their memory, set-up time and
+# wrk latency meanwhile, against nginx (see bench/c100k.sh).
+bench-c100k: $(BUILD)/handoffd $(BUILD)/handoff-bench
+	@.ci/deps.sh bench
+	HANDOFFD=$(BUILD)/handoffd bench/c100k.sh
+
 # The integration suite with every server process under valgrind: memory
 # errors, definite leaks and fds left open at exit all fail the run.
 VALGRIND = valgrind --quiet --track-fds=yes --leak-check=full --errors-for-leak-kinds=definite \
@@ -182,4 +188,4 @@ docker:
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
-.PHONY: all deps deps-test run test valgrind install clean fuzz fuzz-smoke bench-http
+.PHONY: all deps deps-test run test valgrind install clean fuzz fuzz-smoke bench-http bench-c100k
