@@ -507,6 +507,11 @@ bool conn_park_idle(struct conn *c, uint32_t gen)
         return true;
     if (!p->park(c))
         return true;
+    if (c->w->draining) {
+        /* Idle for a whole sweep period at a boundary: closing loses nothing. */
+        conn_free(c);
+        return false;
+    }
     unsigned left = conn_timeout_left(c, c->timer);
     if (c->timer != NULL) {
         event_free(c->timer);

@@ -73,7 +73,8 @@ struct evbuffer *conn_output(struct conn *c);
 int conn_unpark(struct conn *c);
 /* The worker's sweep: park C if it is active, had no I/O since the sweep
  * generation GEN began, and is at a boundary (nothing buffered, nothing
- * owed, the protocol's park hook agrees). Returns false when C is gone. */
+ * owed, the protocol's park hook agrees); a draining worker closes it
+ * instead. Returns false when C is gone. */
 bool conn_park_idle(struct conn *c, uint32_t gen);
 static inline void *conn_state(struct conn *c) { return c->state; }
 /* Worker slot and pid for whoami lines. */

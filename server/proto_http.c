@@ -278,10 +278,11 @@ static enum proto_rc http_drain(struct conn *c)
 {
     struct http_conn *hc = conn_state(c);
     hc->s.draining = true;
-    /* Between requests closing loses nothing; a request in progress is
-     * finished and answered with "Connection: close". */
-    if (!hc->lingering && http_session_idle(&hc->s) && evbuffer_get_length(conn_input(c)) == 0)
-        return PROTO_CLOSE;
+    /* The next response says "Connection: close" and ends the connection.
+     * One between requests is not closed here: a busy client's next
+     * request may already be on its way, and closing under it is the
+     * error a reload must not cause. The worker's sweep closes those
+     * that stay idle (conn_park_idle), as it would have parked them. */
     return PROTO_OK;
 }
 
