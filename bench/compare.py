@@ -266,7 +266,16 @@ def socket_inodes(pid):
 
 
 def listen_inodes(port):
-    """Inodes of the TCP sockets listening on PORT (any address)."""
+    """Inodes of the TCP sockets listening on PORT (any address). Asks ss
+    (netlink, listeners only) first: /proc/net/tcp also lists every
+    TIME_WAIT socket, up to tcp_max_tw_buckets of them after churn runs."""
+    try:
+        r = subprocess.run(["ss", "-Hlten", "sport = :%d" % port], capture_output=True, text=True,
+                           timeout=10)
+        if r.returncode == 0:
+            return {int(x) for x in re.findall(r"\bino:(\d+)", r.stdout)}
+    except (OSError, subprocess.TimeoutExpired):
+        pass
     out = set()
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -328,7 +337,8 @@ class Server:
         self.proc = None        # Popen of the master
         self.port = 0           # listening port
         self.pid = 0            # master pid (the tree's root)
-        self.idle_sockets = {}  # pid -> socket fds at idle, for the spread
+        self.idle_sockets = {}  # pid -> socket fds at idle (listeners aside), for the spread
+        self.listeners = set()  # inodes of the sockets listening on port
         self.log_path = os.path.join(workdir, "%s.log" % name)
 
     def log_tail(self, n=15):
@@ -347,16 +357,19 @@ class Server:
             self.proc = None
 
     def record_idle(self):
+        self.listeners = listen_inodes(self.port)
         for pid in [self.pid] + self.workers():
-            self.idle_sockets[pid] = len(socket_inodes(pid))
+            self.idle_sockets[pid] = len(socket_inodes(pid) - self.listeners)
+
+    def conn_sockets(self, pid):
+        """Sockets of PID above its idle count, listeners aside: its open
+        connections (a process born since idle, e.g. a fork child, counts
+        all its sockets but the listener it may briefly hold)."""
+        return max(0, len(socket_inodes(pid) - self.listeners) - self.idle_sockets.get(pid, 0))
 
     def busy_sockets(self):
-        """Sockets above the idle count, over the whole tree: open connections
-        (a process born since idle counts all its sockets)."""
-        total = 0
-        for pid in proc_tree(self.pid):
-            total += max(0, len(socket_inodes(pid)) - self.idle_sockets.get(pid, 0))
-        return total
+        """Open connections over the whole tree."""
+        return sum(self.conn_sockets(pid) for pid in proc_tree(self.pid))
 
     def settle(self, timeout=5.0):
         """Wait until the tree is back to its idle shape: no connection left
@@ -748,7 +761,7 @@ def run_hold(ctx, server, row, n):
             deadline = time.monotonic() + plan.hold_secs + 20
             while time.monotonic() < deadline and proc.poll() is None:
                 workers = server.workers()
-                per = {w: max(0, len(socket_inodes(w)) - server.idle_sockets.get(w, 0)) for w in workers}
+                per = {w: server.conn_sockets(w) for w in workers}
                 if sum(per.values()) >= n:
                     counts.update(per)
                     pss.append(tree_pss(server.pid))
@@ -1101,6 +1114,9 @@ def design_table(ctx):
                  "connection (UNP used 5 × 500 × 4,000). Process control CPU = server CPU − the "
                  "iterative server's, as in UNP's figure 30.1: the cost of the design itself. "
                  "CPU s per 1,000 connections from the churn run (one 64-byte echo per connection). "
+                 "Peak RSS during churn is sampled (at least 50 ms apart, more with many processes), "
+                 "so it catches only some of fork's short-lived children; the held-connection "
+                 "column is the steady memory figure. "
                  "RSS is summed over the master and every worker or child, so pages shared between "
                  "processes count once per process; PSS (from /proc/PID/smaps_rollup, once all held "
                  "connections are in) divides them among the processes sharing them." % (p, loops, nbytes))
