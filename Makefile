@@ -121,11 +121,13 @@ fuzz-run = mkdir -p $(FUZZ_BUILD)/corpus && \
 	    grep -E '^(Done|INFO: Seed)|^\#[0-9]+ +DONE' $(FUZZ_BUILD)/fuzz.log; \
 	else tail -n 60 $(FUZZ_BUILD)/fuzz.log; echo "http-fuzz failed; see $(FUZZ_BUILD)/fuzz.log"; exit 1; fi
 
-fuzz: deps-test $(FUZZ_BUILD)/http-fuzz
+fuzz: deps-test $(FUZZ_BUILD)/http-fuzz $(FUZZ_BUILD)/ctl-fuzz
 	$(call fuzz-run,$(FUZZ_TIME))
+	$(call ctl-fuzz-run,$(FUZZ_CTL_RUNS),ctl-fuzz.log)
 
-fuzz-smoke: $(FUZZ_BUILD)/http-fuzz
+fuzz-smoke: $(FUZZ_BUILD)/http-fuzz $(FUZZ_BUILD)/ctl-fuzz
 	$(call fuzz-run,$(FUZZ_SMOKE_TIME))
+	$(call ctl-fuzz-run,$(FUZZ_CTL_SMOKE_RUNS),ctl-fuzz-smoke.log)
 
 # Not a test: handoffd against nginx under wrk (see bench/http.sh).
 bench-http: $(BUILD)/handoffd
@@ -147,7 +149,43 @@ valgrind: deps-test
 	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/unit-tests
 	HANDOFFD=$(BUILD)/handoffd HANDOFFD_WRAPPER="$(VALGRIND)" \
 	    $(BUILD)/unit-tests --jobs 1 --timeout 300 --filter '$(VALGRIND_FILTER)'
-VALGRIND_FILTER ?= core/*
+VALGRIND_FILTER ?= @(core/*|reliability_http/malformed*)
+
+# Reliability soak: the scenarios of tests/test_reliability*.c in their full
+# form, one at a time, and the report bench/results/<date>/reliability.md
+# (bench/soak.sh); wrk (bench deps) measures p99 under slowloris. Bounded: it
+# stops on its own within SOAK_TIMEOUT seconds.
+soak: deps-test
+	@.ci/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/handoff-bench $(BUILD)/unit-tests
+	BUILD=$(BUILD) bench/soak.sh
+
+# ---- control-channel fuzzing ----------------------------------------------
+# libFuzzer over what a process reads from its control channel
+# (tests/fuzz/fuzz_ctl.c): ctl_check on arbitrary bytes, and ctl_recv ->
+# fdpass_recv on arbitrary datagrams carrying any number of fds, checking
+# that no received fd stays open. Seeds in tests/fuzz/ctl; what it finds
+# goes to $(FUZZ_BUILD)/ctl-corpus. `make fuzz-ctl` (and `make fuzz`) run
+# FUZZ_CTL_RUNS executions, `make test` FUZZ_CTL_SMOKE_RUNS.
+FUZZ_CTL_RUNS ?= 10000000
+FUZZ_CTL_SMOKE_RUNS ?= 300000
+FUZZ_CTL_SRC = tests/fuzz/fuzz_ctl.c common/ctl.c common/fdpass.c
+
+$(FUZZ_BUILD)/ctl-fuzz: $(FUZZ_CTL_SRC) common/ctl.h common/fdpass.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS_ALL) $(CSTD) $(WARN) $(FUZZ_FLAGS) $(FUZZ_CTL_SRC) -o $@
+
+ctl-fuzz-run = mkdir -p $(FUZZ_BUILD)/ctl-corpus && \
+	if $(FUZZ_BUILD)/ctl-fuzz -runs=$(1) -max_len=1024 -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_BUILD)/ctl- $(FUZZ_BUILD)/ctl-corpus tests/fuzz/ctl \
+	    >$(FUZZ_BUILD)/$(2) 2>&1; then \
+	    grep -E '^Done|^stat::(number_of_executed_units|average_exec_per_sec)' $(FUZZ_BUILD)/$(2); \
+	else tail -n 40 $(FUZZ_BUILD)/$(2); echo "ctl-fuzz failed; see $(FUZZ_BUILD)/$(2)"; exit 1; fi
+
+fuzz-ctl:
+	@.ci/deps.sh fuzz
+	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/ctl-fuzz
+	$(call ctl-fuzz-run,$(FUZZ_CTL_RUNS),ctl-fuzz.log)
 
 # ---- benchmarks (not tests) ------------------------------------------------
 # bench/compare.py runs every server design under the same load and writes
@@ -188,4 +226,4 @@ docker:
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
-.PHONY: all deps deps-test run test valgrind install clean fuzz fuzz-smoke bench-http bench-c100k
+.PHONY: all deps deps-test run test valgrind soak install clean fuzz fuzz-smoke fuzz-ctl bench-http bench-c100k

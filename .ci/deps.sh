@@ -11,7 +11,8 @@ case "$purpose" in
     test)  pkgs="$pkgs libcriterion-dev libjansson-dev clang-14 libclang-rt-14-dev" ;;
     valgrind) pkgs="$pkgs libcriterion-dev libjansson-dev valgrind" ;;
     bench) pkgs="$pkgs libcriterion-dev libjansson-dev wrk gnuplot-nox nginx-light" ;;
-    *) echo "deps.sh: unknown purpose '$purpose' (build, test, valgrind, bench)" >&2; exit 2 ;;
+    fuzz)  pkgs="$pkgs clang-14 libclang-rt-14-dev" ;;
+    *) echo "deps.sh: unknown purpose '$purpose' (build, test, valgrind, bench, fuzz)" >&2; exit 2 ;;
 esac
 # tests/test_deploy.c: haproxy for the loopback balancer test; docker-compose,
 # python3-yaml and systemd (systemd-analyze) to validate the deployment files.

@@ -2,6 +2,7 @@
 #include "fdpass.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -93,6 +94,14 @@ ssize_t fdpass_recv(int sock, void *buf, size_t cap, int *fds, size_t maxfds, si
     }
     if (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC))
         bad = true;
+    /* On a SOCK_SEQPACKET socket 0 bytes is also a zero-length datagram,
+     * which may even carry fds: only a peer that has hung up is the end
+     * of the stream. */
+    if (n == 0 && !bad) {
+        struct pollfd p = { .fd = sock, .events = POLLRDHUP };
+        if (*nfds > 0 || poll(&p, 1, 0) != 1 || !(p.revents & (POLLRDHUP | POLLHUP)))
+            bad = true;
+    }
     if (bad) {
         close_all(fds, nfds);
         if (got != NULL)

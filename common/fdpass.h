@@ -19,9 +19,10 @@
 ssize_t fdpass_send(int sock, const void *buf, size_t len, const int *fds, size_t nfds);
 
 /* Receive one message into BUF (capacity CAP) and up to MAXFDS descriptors
- * into FDS, setting *NFDS. Returns the byte count, 0 on end of stream, or -1
- * with errno: EAGAIN/EINTR as usual, EPROTO for a malformed message
- * (truncated data, truncated or foreign control data, too many fds), in
+ * into FDS, setting *NFDS. Returns the byte count, 0 on end of stream (the
+ * peer hung up), or -1 with errno: EAGAIN/EINTR as usual, EPROTO for a
+ * malformed message (truncated data, truncated or foreign control data, too
+ * many fds, an empty datagram from a live peer), in
  * which case every received fd has already been closed, *NFDS is 0 and
  * *GOT (if not NULL) holds the data bytes that did arrive, so the caller
  * can account for what the message announced. Received fds are

@@ -48,6 +48,27 @@ enum field {
     FIELD_IF_MODIFIED_SINCE,
 };
 
+/* What the parser tolerates in a header section but RFC 9112 says to reject,
+ * because two parties could read it differently (request smuggling): a bare
+ * LF or CR as a line end (§2.2), obs-fold (§5.2), and a request line that is
+ * not exactly METHOD SP TARGET SP VERSION with a visible-ASCII target (§3).
+ * The parser checks the rest. Empty lines before the request line are
+ * allowed (§2.2). */
+enum head_scan {
+    HS_LEAD = 0,      /* before the request line */
+    HS_LEAD_CR,       /* CR of an empty leading line */
+    HS_METHOD,        /* in the method */
+    HS_TARGET_START,  /* just after the SP before the target */
+    HS_TARGET,        /* in the target */
+    HS_VERSION_START, /* just after the SP before the version */
+    HS_VERSION,       /* in the version */
+    HS_LINE_CR,       /* CR ending the request line or a field line */
+    HS_FIELD_START,   /* at the start of a field line, or the empty line */
+    HS_FIELD,         /* in a field line */
+    HS_END_CR,        /* CR of the empty line ending the section */
+    HS_BODY,          /* past the section, until the message ends */
+};
+
 /* What the Connection header of a response says. */
 enum conn_hdr {
     CONN_NONE = 0,   /* HTTP/1.1 keep-alive: implied */
@@ -408,6 +429,7 @@ static int on_message_begin(http_parser *p)
     s->req->content_lengths = 0;
     s->req->transfer_encoding = false;
     s->req->host = false;
+    s->req->host_twice = false;
     s->req->in_value = false;
     s->req->field = FIELD_OTHER;
     s->req->name_len = 0;
@@ -472,6 +494,7 @@ static void field_named(struct http_session *s)
         s->req->transfer_encoding = true;
         break;
     case FIELD_HOST:
+        s->req->host_twice = s->req->host;
         s->req->host = true;
         break;
     case FIELD_IF_MODIFIED_SINCE:
@@ -533,8 +556,8 @@ static int on_headers_complete(http_parser *p)
         s->req->error = 505;
         return -1;
     }
-    if (p->http_minor >= 1 && !s->req->host) {
-        s->req->error = 400; /* RFC 9112 §3.2: HTTP/1.1 requires Host */
+    if ((p->http_minor >= 1 && !s->req->host) || s->req->host_twice) {
+        s->req->error = 400; /* RFC 9112 §3.2: exactly one Host (HTTP/1.1 requires it) */
         return -1;
     }
     /* Request smuggling: the parser rejects most of these itself; these
@@ -585,10 +608,11 @@ static int on_message_complete(http_parser *p)
     s->phase = keep ? HTTP_IDLE : HTTP_DONE;
     s->phase_since = s->req->now_ms;
     s->req->head_done = false;
-    if (!keep || evbuffer_get_length(s->req->out) >= s->opts->max_output) {
-        http_parser_pause(p, 1);
-        s->paused = true;
-    }
+    /* Stop at every request end, so that the next header section is
+     * checked (head_check) before the parser sees it. */
+    s->req->head_scan = HS_LEAD;
+    http_parser_pause(p, 1);
+    s->paused = true;
     return 0;
 }
 
@@ -601,6 +625,65 @@ static const http_parser_settings parser_settings = {
     .on_body = on_body,
     .on_message_complete = on_message_complete,
 };
+
+/* ---- header-section syntax ----------------------------------------------- */
+
+static bool is_visible(unsigned char ch)
+{
+    return ch > ' ' && ch < 0x7f;
+}
+
+/* Check B (LEN bytes) against the rules at enum head_scan, up to and
+ * including the end of the header section. Returns the bytes checked, or -1
+ * on a violation. */
+static ssize_t head_check(struct http_session *s, const unsigned char *b, size_t len)
+{
+    size_t i = 0;
+    for (; i < len && s->req->head_scan != HS_BODY; i++) {
+        unsigned char ch = b[i];
+        int next;
+        switch ((enum head_scan)s->req->head_scan) {
+        case HS_LEAD:
+            next = ch == '\r' ? HS_LEAD_CR : is_visible(ch) ? HS_METHOD : -1;
+            break;
+        case HS_LEAD_CR:
+            next = ch == '\n' ? HS_LEAD : -1;
+            break;
+        case HS_METHOD:
+            next = ch == ' ' ? HS_TARGET_START : is_visible(ch) ? HS_METHOD : -1;
+            break;
+        case HS_TARGET_START: /* a second SP, a CTL or a byte that is not ASCII: no */
+        case HS_TARGET:
+            next = is_visible(ch) ? HS_TARGET
+                   : ch == ' ' && s->req->head_scan == HS_TARGET ? HS_VERSION_START : -1;
+            break;
+        case HS_VERSION_START:
+        case HS_VERSION:
+            next = is_visible(ch) ? HS_VERSION
+                   : ch == '\r' && s->req->head_scan == HS_VERSION ? HS_LINE_CR : -1;
+            break;
+        case HS_LINE_CR: /* a bare CR */
+            next = ch == '\n' ? HS_FIELD_START : -1;
+            break;
+        case HS_FIELD_START: /* SP or HT here is obs-fold; LF a bare LF */
+            next = ch == '\r' ? HS_END_CR : ch == ' ' || ch == '\t' || ch == '\n' ? -1 : HS_FIELD;
+            break;
+        case HS_FIELD:
+            next = ch == '\r' ? HS_LINE_CR : ch == '\n' ? -1 : HS_FIELD;
+            break;
+        case HS_END_CR:
+            next = ch == '\n' ? HS_BODY : -1;
+            break;
+        default:
+            next = HS_BODY;
+            break;
+        }
+        if (next < 0)
+            return -1;
+        s->req->head_scan = next;
+    }
+    return (ssize_t)i;
+}
 
 /* ---- driving ------------------------------------------------------------- */
 
@@ -703,8 +786,18 @@ enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
         size_t used = 0;
         s->paused = false;
         for (int i = 0; i < nv && !s->paused; i++) {
-            size_t k = http_parser_execute(&s->parser, &parser_settings, v[i].iov_base,
-                                           v[i].iov_len);
+            /* A header section goes to the parser only once checked, up to
+             * its end; the rest of the extent waits for the next turn. */
+            size_t n = v[i].iov_len;
+            if (s->req->head_scan != HS_BODY) {
+                ssize_t h = head_check(s, v[i].iov_base, n);
+                if (h < 0)
+                    return fail(s, in, 400);
+                if ((size_t)h < n)
+                    nv = i + 1;
+                n = (size_t)h;
+            }
+            size_t k = http_parser_execute(&s->parser, &parser_settings, v[i].iov_base, n);
             used += k;
             enum http_errno e = HTTP_PARSER_ERRNO(&s->parser);
             if (e == HPE_PAUSED) {
@@ -713,7 +806,7 @@ enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
                 return fail(s, in, 431);
             } else if (e != HPE_OK) {
                 return fail(s, in, s->req->error != 0 ? s->req->error : 400);
-            } else if (k != v[i].iov_len) {
+            } else if (k != n) {
                 /* Only an upgrade stops the parser early without an error,
                  * and on_message_complete has closed the session for it. */
                 if (s->phase != HTTP_DONE)
@@ -723,11 +816,12 @@ enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
         }
         evbuffer_drain(in, used);
         if (s->phase == HTTP_DONE) {
-            /* Unanswered input means the peer is still talking: linger so
-             * the last response is not lost to a reset. */
-            bool more = evbuffer_get_length(in) > 0;
+            /* Linger even when nothing is left here: a pipelining peer may
+             * still be sending, its next request in the socket or on the
+             * way, and closing with input unread resets the connection and
+             * throws away the responses still in our socket buffer. */
             evbuffer_drain(in, evbuffer_get_length(in));
-            return more ? HTTP_NEXT_LINGER : HTTP_NEXT_CLOSE;
+            return HTTP_NEXT_LINGER;
         }
     }
 }

@@ -68,6 +68,9 @@ struct http_request {
     unsigned content_lengths;     /* Content-Length fields seen */
     bool transfer_encoding;       /* a Transfer-Encoding field was seen */
     bool host;                    /* a Host field was seen */
+    bool host_twice;              /* ... more than once (400) */
+    int head_scan;                /* where the header-section check stands
+                                   * (enum head_scan in http_session.c) */
     bool in_value;                /* between a field's value and the next name */
     int field;                    /* which field the current value belongs to */
     char name[24];                /* field name so far, lower-cased */

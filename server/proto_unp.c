@@ -43,7 +43,7 @@ static enum proto_rc unp_read(struct conn *c)
         if (eol.pos < 0) {
             if (evbuffer_get_length(in) > UNP_LINE_MAX)
                 return PROTO_ABORT;
-            return PROTO_OK;
+            break; /* no whole count line (yet) */
         }
         if (eol.pos > UNP_LINE_MAX || eol.pos == 0)
             return PROTO_ABORT;

@@ -13,6 +13,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -453,6 +454,17 @@ int worker_run(const struct config *cfg, int slot, int chan, int listen_fd)
 {
     struct worker w;
     int status = 1;
+    /* A dying process's fds are closed in ascending order. With the channel
+     * below every client socket, the master's next hand-off fails (EPIPE;
+     * the fds wait for another worker) before any of our clients sees its
+     * reset and reconnects: none is handed to a worker already gone. */
+    int low = chan > STDERR_FILENO ? fcntl(chan, F_DUPFD_CLOEXEC, STDERR_FILENO + 1) : -1;
+    if (low >= 0 && low < chan) {
+        close(chan);
+        chan = low;
+    } else if (low >= 0) {
+        close(low);
+    }
     if (worker_init(&w, cfg, slot, chan) < 0)
         goto out;
     scoreboard_worker_attach(slot);
