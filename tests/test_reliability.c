@@ -252,6 +252,7 @@ Test(reliability, sigterm_mid_load_finishes_what_is_in_flight)
         /* SIGTERM halfway through the run. */
         while (now_ms() - t0 < (uint64_t)secs * 500u)
             usleep(10000);
+        uint64_t term_ms = now_ms();
         cr_assert_eq(kill(s.pid, SIGTERM), 0);
         for (uint64_t until = now_ms() + 5000;
              !server_log_contains(&s, "stopping:") && now_ms() < until;)
@@ -265,7 +266,11 @@ Test(reliability, sigterm_mid_load_finishes_what_is_in_flight)
         failed += (uint64_t)errors;
         double p99 = json_num(json, "latency_us", "p99") / 1000.0;
         worst_p99 = p99 > worst_p99 ? p99 : worst_p99;
-        cr_assert_eq(errors, 0, "requests failed across SIGTERM: %s", json);
+        pid_t left[4];
+        int nleft = proc_children(s.pid, left, 4);
+        cr_assert_eq(errors, 0, "requests failed across SIGTERM (%d workers still running; "
+                     "SIGTERM %llu ms into the run): %s\nbench progress:\n%s", nleft,
+                     (unsigned long long)(term_ms - t0), json, job.err_tail);
         int st;
         cr_assert_eq(server_stop(&s, 0, 10000, &st), 0, "no exit once the clients left");
         cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);

@@ -50,6 +50,7 @@ struct bench_job {
     bool reaped;         /* it has exited and been waited for */
     char out_path[64];   /* its stdout */
     char err_path[64];   /* its stderr */
+    char err_tail[2048]; /* the end of its stderr, once finished */
 };
 /* Start TOOL (looked up in $PATH) with ARGS (NULL-terminated, without
  * argv[0]). Returns 0 or -1. */

@@ -187,6 +187,15 @@ int bench_job_finish(struct bench_job *j, int timeout_ms, char *out, size_t len)
         out[n > 0 ? n : 0] = '\0';
         close(fd);
     }
+    j->err_tail[0] = '\0';
+    fd = open(j->err_path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        off_t room = (off_t)sizeof(j->err_tail) - 1, end = lseek(fd, 0, SEEK_END);
+        off_t from = end > room ? end - room : 0;
+        ssize_t n = pread(fd, j->err_tail, sizeof(j->err_tail) - 1, from);
+        j->err_tail[n > 0 ? n : 0] = '\0';
+        close(fd);
+    }
     unlink(j->out_path);
     unlink(j->err_path);
     j->pid = 0;
@@ -219,8 +228,9 @@ void load_start(struct bench_job *j, const char *proto, int port, int conns, int
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
     snprintf(c, sizeof(c), "%d", conns);
     snprintf(d, sizeof(d), "%d", secs);
+    /* Progress lines (errors so far, once a second) end up in err_tail. */
     const char *args[] = { "-m", "keepalive", "--proto", proto, "-c", c, "-d", d, "-t", target,
-                           "-T", "5", "--json", "-q", NULL };
+                           "-T", "5", "--json", NULL };
     cr_assert_eq(bench_job_start(j, args), 0, "cannot run handoff-bench");
 }
 
