@@ -134,6 +134,12 @@ bench-http: $(BUILD)/handoffd
 	@.ci/deps.sh bench
 	HANDOFFD=$(BUILD)/handoffd bench/http.sh
 
+# Not a test: 100,000 idle connections held, their memory, set-up time and
+# wrk latency meanwhile, against nginx (see bench/c100k.sh).
+bench-c100k: $(BUILD)/handoffd $(BUILD)/handoff-bench
+	@.ci/deps.sh bench
+	HANDOFFD=$(BUILD)/handoffd bench/c100k.sh
+
 # The integration suite with every server process under valgrind: memory
 # errors, definite leaks and fds left open at exit all fail the run.
 VALGRIND = valgrind --quiet --track-fds=yes --leak-check=full --errors-for-leak-kinds=definite \
@@ -181,6 +187,20 @@ fuzz-ctl:
 	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/ctl-fuzz
 	$(call ctl-fuzz-run,$(FUZZ_CTL_RUNS),ctl-fuzz.log)
 
+# ---- benchmarks (not tests) ------------------------------------------------
+# bench/compare.py runs every server design under the same load and writes
+# bench/results/DATE/ (results.csv, report.md, PNG plots); QUICK=1 makes the
+# runs short (under 2 minutes) and writes bench/results/DATE-quick/.
+bench:
+	@.ci/deps.sh bench
+	@$(MAKE) --no-print-directory $(BUILD)/handoffd $(BUILD)/handoff-bench
+	python3 bench/compare.py --handoffd $(BUILD)/handoffd $(if $(QUICK),--quick)
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench QUICK=1
+
+.PHONY: bench bench-quick
+
 install: $(BUILD)/handoffd
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BUILD)/handoffd $(DESTDIR)$(PREFIX)/bin/handoffd
@@ -206,4 +226,4 @@ docker:
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
-.PHONY: all deps deps-test run test valgrind soak install clean fuzz fuzz-smoke fuzz-ctl bench-http
+.PHONY: all deps deps-test run test valgrind soak install clean fuzz fuzz-smoke fuzz-ctl bench-http bench-c100k

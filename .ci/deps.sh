@@ -20,6 +20,11 @@ case "$purpose" in
     test) pkgs="$pkgs haproxy docker-compose python3-yaml systemd" ;;
 esac
 
+# bench/compare.py (make bench), and its smoke run in tests/test_compare.c.
+case "$purpose" in
+    test|bench) pkgs="$pkgs python3" ;;
+esac
+
 missing=""
 for p in $pkgs; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -41,15 +41,8 @@ trap cleanup EXIT INT TERM
 command -v wrk >/dev/null || { echo "http.sh: wrk is not installed (.ci/deps.sh bench)" >&2; exit 1; }
 [ -x "$HANDOFFD" ] || { echo "http.sh: $HANDOFFD not built (make)" >&2; exit 1; }
 
-# A port below the ephemeral range that no socket uses, for nginx
-# (handoffd picks its own with port 0).
-free_port() {
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 12000))
-        ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return 0; }
-    done
-    return 1
-}
+# free_port, wait_listening, wrk_summary.
+. "$(dirname "$0")/lib.sh"
 
 start_handoffd() {
     # shellcheck disable=SC2086 # HANDOFFD_ARGS is a list of flags
@@ -88,13 +81,7 @@ http {
 EOF
         "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" 2>"$work/nginx/start.log" &
         npid=$!
-        i=0
-        while kill -0 "$npid" 2>/dev/null && ! ss -Htln "sport = :$nport" | grep -q .; do
-            i=$((i + 1))
-            [ $i -gt 100 ] && break
-            sleep 0.05
-        done
-        ss -Htln "sport = :$nport" | grep -q . && return 0
+        wait_listening "$npid" "$nport" && return 0
         kill "$npid" 2>/dev/null
         wait "$npid" 2>/dev/null
         npid=""
@@ -111,13 +98,7 @@ run_wrk() {
     else
         wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$1/" >"$3" 2>&1 || true
     fi
-    awk '
-        /Requests\/sec:/ { rps = $2 }
-        $1 == "99%" { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
-                      p99 = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
-        /Socket errors:/ { gsub(/,/, ""); err = $4 + $6 + $8 + $10 }
-        /Non-2xx/ { non2xx = $NF }
-        END { printf "%s %.3f %d %d\n", rps + 0, p99 + 0, err + 0, non2xx + 0 }' "$3"
+    wrk_summary "$3"
 }
 
 if [ "${1:-}" = soak ]; then

@@ -113,12 +113,19 @@ static int parse_seconds(const char *name, const char *s, double hi, double *out
     return 0;
 }
 
-static int default_max_conns(void)
+long config_conn_capacity(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+        return -1;
+    return (long)rl.rlim_cur - FD_RESERVE;
+}
+
+static int default_max_conns(void)
+{
+    long n = config_conn_capacity();
+    if (n < 0)
         return 1024;
-    long n = (long)rl.rlim_cur - FD_RESERVE;
     return n < 16 ? 16 : (int)(n > 10000000 ? 10000000 : n);
 }
 

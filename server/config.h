@@ -86,6 +86,11 @@ enum config_rc config_parse(struct config *cfg, int argc, char **argv, char *err
 enum config_rc config_reload(const struct config *cur, struct config *next, char *err,
                              size_t errlen);
 
+/* Connections one process's RLIMIT_NOFILE leaves room for (the limit less
+ * the fds reserved for the process itself), or -1 when unlimited: the
+ * default --max-conns. */
+long config_conn_capacity(void);
+
 const char *config_model_name(enum model m);
 const char *config_dispatch_name(enum dispatch_mode d);
 

@@ -1,5 +1,11 @@
 /* http_session: see http_session.h.
  *
+ * Memory: struct http_session is what a connection keeps for its life;
+ * struct http_request, the scratch a request is read into, exists only
+ * while the connection is active. The driver parks a session between
+ * requests (http_session_park frees the scratch) and the next feed
+ * allocates it again: once per wake-up, never per request.
+ *
  * The hot path, a keep-alive GET without --root, costs: one evbuffer_peek,
  * one http_parser_execute over the bytes where they lie, a copy of the
  * request target into a per-connection buffer, one evbuffer_add of a
@@ -183,7 +189,7 @@ static void access_log(const struct http_session *s, bool have_request, int stat
     char line[LOG_URL_MAX * 4 + 256];
     size_t n = 0, cap = sizeof(line);
     char num[24];
-    put(line, &n, cap, s->peer, strlen(s->peer));
+    put(line, &n, cap, s->req->peer, strlen(s->req->peer));
     PUT_LIT(line, &n, cap, " - - [");
     put(line, &n, cap, date_cache.clf, HTTP_DATE_CLF_LEN);
     PUT_LIT(line, &n, cap, "] \"");
@@ -191,18 +197,18 @@ static void access_log(const struct http_session *s, bool have_request, int stat
         const char *m = http_method_str((enum http_method)s->parser.method);
         put(line, &n, cap, m, strlen(m));
         PUT_LIT(line, &n, cap, " ");
-        size_t ulen = s->url_len < LOG_URL_MAX ? s->url_len : LOG_URL_MAX;
+        size_t ulen = s->req->url_len < LOG_URL_MAX ? s->req->url_len : LOG_URL_MAX;
         for (size_t i = 0; i < ulen; i++) {
-            unsigned char ch = (unsigned char)s->url[i];
+            unsigned char ch = (unsigned char)s->req->url[i];
             if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
                 static const char hex[] = "0123456789abcdef";
                 char esc[4] = { '\\', 'x', hex[ch >> 4], hex[ch & 15] };
                 put(line, &n, cap, esc, 4);
             } else {
-                put(line, &n, cap, &s->url[i], 1);
+                put(line, &n, cap, &s->req->url[i], 1);
             }
         }
-        if (ulen < s->url_len)
+        if (ulen < s->req->url_len)
             PUT_LIT(line, &n, cap, "...");
         PUT_LIT(line, &n, cap, " HTTP/");
         put(line, &n, cap, num, put_u64(num, s->parser.http_major % 10));
@@ -255,7 +261,7 @@ static int respond_small(struct http_session *s, const struct resp *r, bool head
         memcpy(buf + n, body, body_len);
         n += body_len;
     }
-    return evbuffer_add(s->out, buf, n);
+    return evbuffer_add(s->req->out, buf, n);
 }
 
 /* A status with a one-line text body ("404 Not Found\n"). */
@@ -295,13 +301,13 @@ static int respond_whoami(struct http_session *s, enum conn_hdr conn, bool head_
 static time_t request_ims(const struct http_session *s)
 {
     time_t t;
-    if (s->ims_len == 0 || s->ims_len > sizeof(s->ims))
+    if (s->req->ims_len == 0 || s->req->ims_len > sizeof(s->req->ims))
         return (time_t)-1;
     /* Trailing blanks are allowed by the grammar and sent by some clients. */
-    size_t n = s->ims_len;
-    while (n > 0 && (s->ims[n - 1] == ' ' || s->ims[n - 1] == '\t'))
+    size_t n = s->req->ims_len;
+    while (n > 0 && (s->req->ims[n - 1] == ' ' || s->req->ims[n - 1] == '\t'))
         n--;
-    return http_date_parse(s->ims, n, &t) == 0 ? t : (time_t)-1;
+    return http_date_parse(s->req->ims, n, &t) == 0 ? t : (time_t)-1;
 }
 
 static int respond_file(struct http_session *s, const char *path, size_t path_len,
@@ -342,7 +348,7 @@ static int respond_file(struct http_session *s, const char *path, size_t path_le
     int rc = respond_small(s, &r, true, NULL, 0);
     if (seg != NULL) {
         if (rc == 0)
-            rc = evbuffer_add_file_segment(s->out, seg, 0, f.size);
+            rc = evbuffer_add_file_segment(s->req->out, seg, 0, f.size);
         evbuffer_file_segment_free(seg); /* the buffer holds its own reference */
     }
     return rc;
@@ -353,14 +359,14 @@ static int respond_file(struct http_session *s, const char *path, size_t path_le
  * a GET could name. */
 static bool request_path(const struct http_session *s, const char **path, size_t *len)
 {
-    if (s->url_len > 0 && s->url[0] == '/') {
-        *path = s->url;
-        *len = s->url_len;
+    if (s->req->url_len > 0 && s->req->url[0] == '/') {
+        *path = s->req->url;
+        *len = s->req->url_len;
         return true;
     }
     struct http_parser_url u;
     http_parser_url_init(&u);
-    if (http_parser_parse_url(s->url, s->url_len, 0, &u) != 0 || !(u.field_set & (1 << UF_HOST)))
+    if (http_parser_parse_url(s->req->url, s->req->url_len, 0, &u) != 0 || !(u.field_set & (1 << UF_HOST)))
         return false;
     if (!(u.field_set & (1 << UF_PATH))) {
         *path = "/";
@@ -368,8 +374,8 @@ static bool request_path(const struct http_session *s, const char **path, size_t
         return true;
     }
     /* The path runs on through the query, as an origin-form target would. */
-    *path = s->url + u.field_data[UF_PATH].off;
-    *len = s->url_len - u.field_data[UF_PATH].off;
+    *path = s->req->url + u.field_data[UF_PATH].off;
+    *len = s->req->url_len - u.field_data[UF_PATH].off;
     return true;
 }
 
@@ -402,7 +408,7 @@ static int answer(struct http_session *s, enum conn_hdr conn)
     } else if (s->opts->root_fd < 0) {
         const struct prebuilt *f = &fixed[conn];
         bytes = head_only ? 0 : sizeof(FIXED_BODY) - 1;
-        rc = evbuffer_add(s->out, f->buf, head_only ? f->head_len : f->len);
+        rc = evbuffer_add(s->req->out, f->buf, head_only ? f->head_len : f->len);
     } else {
         rc = respond_file(s, path, path_len, conn, head_only, &status, &bytes);
     }
@@ -416,50 +422,50 @@ static int on_message_begin(http_parser *p)
 {
     struct http_session *s = p->data;
     s->phase = HTTP_HEADER;
-    s->phase_since = s->now_ms;
-    s->error = 0;
-    s->head_done = false;
-    s->body_bytes = 0;
-    s->content_lengths = 0;
-    s->transfer_encoding = false;
-    s->host = false;
-    s->host_twice = false;
-    s->in_value = false;
-    s->field = FIELD_OTHER;
-    s->name_len = 0;
-    s->ims_len = 0;
-    s->url_len = 0;
+    s->phase_since = s->req->now_ms;
+    s->req->error = 0;
+    s->req->head_done = false;
+    s->req->body_bytes = 0;
+    s->req->content_lengths = 0;
+    s->req->transfer_encoding = false;
+    s->req->host = false;
+    s->req->host_twice = false;
+    s->req->in_value = false;
+    s->req->field = FIELD_OTHER;
+    s->req->name_len = 0;
+    s->req->ims_len = 0;
+    s->req->url_len = 0;
     return 0;
 }
 
 static int on_url(http_parser *p, const char *at, size_t len)
 {
     struct http_session *s = p->data;
-    if (len > s->opts->max_uri - s->url_len) {
-        s->error = 414;
+    if (len > s->opts->max_uri - s->req->url_len) {
+        s->req->error = 414;
         return -1;
     }
-    if (s->url_len + len > s->url_cap) {
+    if (s->req->url_len + len > s->req->url_cap) {
         /* Rare: a target longer than url_small. Grows once per connection
          * to at most max_uri. */
-        size_t cap = s->url_cap * 2;
-        while (cap < s->url_len + len)
+        size_t cap = s->req->url_cap * 2;
+        while (cap < s->req->url_len + len)
             cap *= 2;
         if (cap > s->opts->max_uri)
             cap = s->opts->max_uri;
-        char *heap = s->url == s->url_small ? NULL : s->url;
+        char *heap = s->req->url == s->req->url_small ? NULL : s->req->url;
         char *nu = realloc(heap, cap);
         if (nu == NULL) {
-            s->error = 500;
+            s->req->error = 500;
             return -1;
         }
         if (heap == NULL)
-            memcpy(nu, s->url_small, s->url_len);
-        s->url = nu;
-        s->url_cap = cap;
+            memcpy(nu, s->req->url_small, s->req->url_len);
+        s->req->url = nu;
+        s->req->url_cap = cap;
     }
-    memcpy(s->url + s->url_len, at, len);
-    s->url_len += len;
+    memcpy(s->req->url + s->req->url_len, at, len);
+    s->req->url_len += len;
     return 0;
 }
 
@@ -475,30 +481,30 @@ static void field_named(struct http_session *s)
         { "host", FIELD_HOST },
         { "if-modified-since", FIELD_IF_MODIFIED_SINCE },
     };
-    s->field = FIELD_OTHER;
+    s->req->field = FIELD_OTHER;
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-        if (s->name_len == strlen(known[i].name) &&
-            memcmp(s->name, known[i].name, s->name_len) == 0)
-            s->field = known[i].field;
-    switch (s->field) {
+        if (s->req->name_len == strlen(known[i].name) &&
+            memcmp(s->req->name, known[i].name, s->req->name_len) == 0)
+            s->req->field = known[i].field;
+    switch (s->req->field) {
     case FIELD_CONTENT_LENGTH:
-        s->content_lengths++;
+        s->req->content_lengths++;
         break;
     case FIELD_TRANSFER_ENCODING:
-        s->transfer_encoding = true;
+        s->req->transfer_encoding = true;
         break;
     case FIELD_HOST:
-        s->host_twice = s->host;
-        s->host = true;
+        s->req->host_twice = s->req->host;
+        s->req->host = true;
         break;
     case FIELD_IF_MODIFIED_SINCE:
-        s->ims_len = 0; /* the last one counts */
+        s->req->ims_len = 0; /* the last one counts */
         break;
     case FIELD_OTHER:
         break;
     }
-    s->name_len = 0;
-    s->in_value = true;
+    s->req->name_len = 0;
+    s->req->in_value = true;
 }
 
 /* RFC 9110 tchar. */
@@ -510,32 +516,32 @@ static bool is_tchar(unsigned char ch)
 static int on_header_field(http_parser *p, const char *at, size_t len)
 {
     struct http_session *s = p->data;
-    if (s->in_value)
-        s->in_value = false; /* a new field starts */
-    for (size_t i = 0; i < len; i++, s->name_len++) {
+    if (s->req->in_value)
+        s->req->in_value = false; /* a new field starts */
+    for (size_t i = 0; i < len; i++, s->req->name_len++) {
         /* The parser tolerates blanks in names ("Content-Length : 5"), which
          * RFC 9112 says to reject: two parties could read it differently. */
         if (!is_tchar((unsigned char)at[i])) {
-            s->error = 400;
+            s->req->error = 400;
             return -1;
         }
-        if (s->name_len < sizeof(s->name))
-            s->name[s->name_len] = (char)tolower((unsigned char)at[i]);
+        if (s->req->name_len < sizeof(s->req->name))
+            s->req->name[s->req->name_len] = (char)tolower((unsigned char)at[i]);
     }
-    if (s->name_len > sizeof(s->name))
-        s->name_len = sizeof(s->name) + 1; /* too long to be one we know */
+    if (s->req->name_len > sizeof(s->req->name))
+        s->req->name_len = sizeof(s->req->name) + 1; /* too long to be one we know */
     return 0;
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len)
 {
     struct http_session *s = p->data;
-    if (!s->in_value)
+    if (!s->req->in_value)
         field_named(s);
-    if (s->field == FIELD_IF_MODIFIED_SINCE) {
-        if (s->ims_len + len <= sizeof(s->ims))
-            memcpy(s->ims + s->ims_len, at, len);
-        s->ims_len = s->ims_len + len <= sizeof(s->ims) ? s->ims_len + len : sizeof(s->ims) + 1;
+    if (s->req->field == FIELD_IF_MODIFIED_SINCE) {
+        if (s->req->ims_len + len <= sizeof(s->req->ims))
+            memcpy(s->req->ims + s->req->ims_len, at, len);
+        s->req->ims_len = s->req->ims_len + len <= sizeof(s->req->ims) ? s->req->ims_len + len : sizeof(s->req->ims) + 1;
     }
     return 0;
 }
@@ -543,34 +549,34 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
 static int on_headers_complete(http_parser *p)
 {
     struct http_session *s = p->data;
-    s->head_done = true;
-    if (!s->in_value && s->name_len > 0)
+    s->req->head_done = true;
+    if (!s->req->in_value && s->req->name_len > 0)
         field_named(s); /* a last field without a value callback */
     if (p->http_major != 1) {
-        s->error = 505;
+        s->req->error = 505;
         return -1;
     }
-    if ((p->http_minor >= 1 && !s->host) || s->host_twice) {
-        s->error = 400; /* RFC 9112 §3.2: exactly one Host (HTTP/1.1 requires it) */
+    if ((p->http_minor >= 1 && !s->req->host) || s->req->host_twice) {
+        s->req->error = 400; /* RFC 9112 §3.2: exactly one Host (HTTP/1.1 requires it) */
         return -1;
     }
     /* Request smuggling: the parser rejects most of these itself; these
      * checks make the rule explicit and independent of its version. */
-    if (s->content_lengths > 1 || (s->content_lengths > 0 && s->transfer_encoding)) {
-        s->error = 400;
+    if (s->req->content_lengths > 1 || (s->req->content_lengths > 0 && s->req->transfer_encoding)) {
+        s->req->error = 400;
         return -1;
     }
-    if (s->transfer_encoding && !(p->flags & F_CHUNKED)) {
-        s->error = 400; /* a body whose end cannot be found */
+    if (s->req->transfer_encoding && !(p->flags & F_CHUNKED)) {
+        s->req->error = 400; /* a body whose end cannot be found */
         return -1;
     }
-    if (s->content_lengths > 0 && p->content_length > s->opts->max_body) {
-        s->error = 413;
+    if (s->req->content_lengths > 0 && p->content_length > s->opts->max_body) {
+        s->req->error = 413;
         return -1;
     }
-    if ((p->flags & F_CHUNKED) || (s->content_lengths > 0 && p->content_length > 0)) {
+    if ((p->flags & F_CHUNKED) || (s->req->content_lengths > 0 && p->content_length > 0)) {
         s->phase = HTTP_BODY;
-        s->phase_since = s->now_ms;
+        s->phase_since = s->req->now_ms;
     }
     return 0;
 }
@@ -579,12 +585,12 @@ static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_session *s = p->data;
     (void)at; /* discarded: no handler here takes a body */
-    s->body_bytes += len;
-    if (s->body_bytes > s->opts->max_body) {
-        s->error = 413;
+    s->req->body_bytes += len;
+    if (s->req->body_bytes > s->opts->max_body) {
+        s->req->error = 413;
         return -1;
     }
-    s->phase_since = s->now_ms; /* progress restarts the idle clock */
+    s->phase_since = s->req->now_ms; /* progress restarts the idle clock */
     return 0;
 }
 
@@ -596,15 +602,15 @@ static int on_message_complete(http_parser *p)
                 (s->opts->max_requests == 0 || s->served < s->opts->max_requests);
     enum conn_hdr conn = !keep ? CONN_CLOSE : p->http_minor == 0 ? CONN_KEEP_ALIVE : CONN_NONE;
     if (answer(s, conn) < 0) {
-        s->error = 500; /* output could not be queued: give up on the peer */
+        s->req->error = 500; /* output could not be queued: give up on the peer */
         return -1;
     }
     s->phase = keep ? HTTP_IDLE : HTTP_DONE;
-    s->phase_since = s->now_ms;
-    s->head_done = false;
+    s->phase_since = s->req->now_ms;
+    s->req->head_done = false;
     /* Stop at every request end, so that the next header section is
      * checked (head_check) before the parser sees it. */
-    s->head_scan = HS_LEAD;
+    s->req->head_scan = HS_LEAD;
     http_parser_pause(p, 1);
     s->paused = true;
     return 0;
@@ -633,10 +639,10 @@ static bool is_visible(unsigned char ch)
 static ssize_t head_check(struct http_session *s, const unsigned char *b, size_t len)
 {
     size_t i = 0;
-    for (; i < len && s->head_scan != HS_BODY; i++) {
+    for (; i < len && s->req->head_scan != HS_BODY; i++) {
         unsigned char ch = b[i];
         int next;
-        switch ((enum head_scan)s->head_scan) {
+        switch ((enum head_scan)s->req->head_scan) {
         case HS_LEAD:
             next = ch == '\r' ? HS_LEAD_CR : is_visible(ch) ? HS_METHOD : -1;
             break;
@@ -649,12 +655,12 @@ static ssize_t head_check(struct http_session *s, const unsigned char *b, size_t
         case HS_TARGET_START: /* a second SP, a CTL or a byte that is not ASCII: no */
         case HS_TARGET:
             next = is_visible(ch) ? HS_TARGET
-                   : ch == ' ' && s->head_scan == HS_TARGET ? HS_VERSION_START : -1;
+                   : ch == ' ' && s->req->head_scan == HS_TARGET ? HS_VERSION_START : -1;
             break;
         case HS_VERSION_START:
         case HS_VERSION:
             next = is_visible(ch) ? HS_VERSION
-                   : ch == '\r' && s->head_scan == HS_VERSION ? HS_LINE_CR : -1;
+                   : ch == '\r' && s->req->head_scan == HS_VERSION ? HS_LINE_CR : -1;
             break;
         case HS_LINE_CR: /* a bare CR */
             next = ch == '\n' ? HS_FIELD_START : -1;
@@ -674,7 +680,7 @@ static ssize_t head_check(struct http_session *s, const unsigned char *b, size_t
         }
         if (next < 0)
             return -1;
-        s->head_scan = next;
+        s->req->head_scan = next;
     }
     return (ssize_t)i;
 }
@@ -684,30 +690,54 @@ static ssize_t head_check(struct http_session *s, const unsigned char *b, size_t
 void http_session_init(struct http_session *s, const struct http_opts *opts,
                        http_whoami_fn whoami, void *whoami_arg, uint64_t now_ms, time_t now)
 {
+    (void)now;
     memset(s, 0, sizeof(*s));
     http_parser_init(&s->parser, HTTP_REQUEST);
     s->parser.data = s;
     s->opts = opts;
     s->whoami = whoami;
     s->whoami_arg = whoami_arg;
-    snprintf(s->peer, sizeof(s->peer), "-");
     s->phase = HTTP_IDLE;
-    s->now_ms = now_ms;
-    s->now = now;
     s->phase_since = now_ms;
-    s->url = s->url_small;
-    s->url_cap = sizeof(s->url_small);
     /* The library's own cap on header bytes is process-wide; make it ours.
      * Headers over max_header then fail as HPE_HEADER_OVERFLOW: 431. */
     http_parser_set_max_header_size((uint32_t)opts->max_header);
 }
 
+int http_session_wake(struct http_session *s)
+{
+    if (s->req != NULL)
+        return 0;
+    struct http_request *r = malloc(sizeof(*r));
+    if (r == NULL)
+        return -1;
+    /* Only what outlives a request is set here; on_message_begin resets
+     * the rest for each request. */
+    memset(r, 0, offsetof(struct http_request, url_small));
+    r->peer[0] = '-';
+    r->peer[1] = '\0';
+    r->url = r->url_small;
+    r->url_cap = sizeof(r->url_small);
+    s->req = r;
+    return 0;
+}
+
 void http_session_fini(struct http_session *s)
 {
-    if (s->url != s->url_small)
-        free(s->url);
-    s->url = s->url_small;
-    s->url_cap = sizeof(s->url_small);
+    if (s->req == NULL)
+        return;
+    if (s->req->url != s->req->url_small)
+        free(s->req->url);
+    free(s->req);
+    s->req = NULL;
+}
+
+bool http_session_park(struct http_session *s)
+{
+    if (s->phase != HTTP_IDLE)
+        return false;
+    http_session_fini(s);
+    return true;
 }
 
 /* The request cannot go on: answer STATUS, close, and stop reading. */
@@ -716,20 +746,25 @@ static enum http_next fail(struct http_session *s, struct evbuffer *in, int stat
     uint64_t bytes;
     s->phase = HTTP_DONE;
     evbuffer_drain(in, evbuffer_get_length(in));
-    if (status == 500 && s->error == 500 && evbuffer_get_length(s->out) > 0)
+    if (status == 500 && s->req->error == 500 && evbuffer_get_length(s->req->out) > 0)
         return HTTP_NEXT_CLOSE; /* out of memory mid-response: nothing sane to add */
     if (respond_status(s, status, CONN_CLOSE, false, &bytes) < 0)
         return HTTP_NEXT_CLOSE;
-    finished(s, s->head_done, status, bytes);
+    finished(s, s->req->head_done, status, bytes);
     return HTTP_NEXT_LINGER;
 }
 
 enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
                                  struct evbuffer *out, uint64_t now_ms, time_t now)
 {
-    s->now_ms = now_ms;
-    s->now = now;
-    s->out = out;
+    if (http_session_wake(s) < 0) {
+        s->phase = HTTP_DONE; /* no memory to read a request with */
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return HTTP_NEXT_CLOSE;
+    }
+    s->req->now_ms = now_ms;
+    s->req->now = now;
+    s->req->out = out;
     clock_update(now);
     if (s->phase == HTTP_DONE) {
         /* Whatever arrives after the last response goes unanswered. */
@@ -754,7 +789,7 @@ enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
             /* A header section goes to the parser only once checked, up to
              * its end; the rest of the extent waits for the next turn. */
             size_t n = v[i].iov_len;
-            if (s->head_scan != HS_BODY) {
+            if (s->req->head_scan != HS_BODY) {
                 ssize_t h = head_check(s, v[i].iov_base, n);
                 if (h < 0)
                     return fail(s, in, 400);
@@ -770,7 +805,7 @@ enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
             } else if (e == HPE_HEADER_OVERFLOW) {
                 return fail(s, in, 431);
             } else if (e != HPE_OK) {
-                return fail(s, in, s->error != 0 ? s->error : 400);
+                return fail(s, in, s->req->error != 0 ? s->req->error : 400);
             } else if (k != n) {
                 /* Only an upgrade stops the parser early without an error,
                  * and on_message_complete has closed the session for it. */
@@ -814,9 +849,11 @@ enum http_next http_session_expire(struct http_session *s, struct evbuffer *out,
     s->phase = HTTP_DONE;
     if (was != HTTP_HEADER && was != HTTP_BODY)
         return HTTP_NEXT_CLOSE; /* idle: nothing to answer */
+    if (http_session_wake(s) < 0)
+        return HTTP_NEXT_CLOSE;
     uint64_t bytes;
-    s->out = out;
-    s->now = now;
+    s->req->out = out;
+    s->req->now = now;
     clock_update(now);
     if (respond_status(s, 408, CONN_CLOSE, false, &bytes) < 0)
         return HTTP_NEXT_CLOSE;

@@ -54,22 +54,14 @@ typedef int (*http_whoami_fn)(void *arg, char *buf, size_t len);
 /* Told the status of every response queued (for counters). */
 typedef void (*http_status_fn)(int status);
 
-struct http_session {
-    http_parser parser;           /* incremental request parser */
-    const struct http_opts *opts; /* process-wide settings */
-    http_whoami_fn whoami;        /* answers GET /whoami */
-    void *whoami_arg;             /* its argument */
-    http_status_fn on_status;     /* counts responses; NULL: none */
+/* The request being read: scratch that exists only while the connection
+ * is active (allocated by the first feed after a park, freed by
+ * http_session_park), never per request. */
+struct http_request {
     char peer[64];                /* client host for the access log */
-    enum http_phase phase;        /* see enum http_phase */
-    bool draining;                /* set by the driver: close after this request */
-    bool paused;                  /* the parser stopped itself at a request end */
     struct evbuffer *out;         /* output of the call in progress */
     uint64_t now_ms;              /* monotonic clock, set by each call */
     time_t now;                   /* wall clock, set by each call */
-    uint64_t phase_since;         /* now_ms when the phase (or body progress) began */
-    uint64_t served;              /* requests answered on this connection */
-    /* The request being read. */
     int error;                    /* status a callback decided on (4xx), or 0 */
     bool head_done;               /* request line and fields complete */
     uint64_t body_bytes;          /* body bytes seen so far */
@@ -91,11 +83,34 @@ struct http_session {
     char url_small[192];          /* most targets fit here: no allocation */
 };
 
+/* What a connection keeps for its whole life: small, since an idle
+ * keep-alive connection holds only this. */
+struct http_session {
+    http_parser parser;           /* incremental request parser */
+    const struct http_opts *opts; /* process-wide settings */
+    http_whoami_fn whoami;        /* answers GET /whoami */
+    void *whoami_arg;             /* its argument */
+    http_status_fn on_status;     /* counts responses; NULL: none */
+    struct http_request *req;     /* scratch while active; NULL when parked */
+    uint64_t phase_since;         /* monotonic ms when the phase (or body
+                                   * progress) began */
+    uint64_t served;              /* requests answered on this connection */
+    enum http_phase phase;        /* see enum http_phase */
+    bool draining;                /* set by the driver: close after this request */
+    bool paused;                  /* the parser stopped itself at a request end */
+};
+
 /* Start a session. Never fails. */
 void http_session_init(struct http_session *s, const struct http_opts *opts,
                        http_whoami_fn whoami, void *whoami_arg, uint64_t now_ms, time_t now);
 /* Release what the session allocated. */
 void http_session_fini(struct http_session *s);
+/* Make sure the request scratch exists (feed and expire do this too): for
+ * a driver that fills req->peer. Returns 0, or -1 when out of memory. */
+int http_session_wake(struct http_session *s);
+/* Between requests, free the scratch and return true; otherwise (a request
+ * in progress, or the session done) keep it and return false. */
+bool http_session_park(struct http_session *s);
 
 /* Consume what can be consumed of IN, queueing responses on OUT. NOW_MS
  * (monotonic) and NOW (wall clock) are the current times. */

@@ -619,6 +619,13 @@ int master_run(struct config *cfg)
     m.nactive = cfg->workers;
     log_set_role("master");
     signal(SIGPIPE, SIG_IGN);
+    long fit = config_conn_capacity();
+    if (fit >= 0 && cfg->max_conns > fit)
+        /* Each worker has its own fd table, so the total scales with
+         * --workers; one worker past its limit fails accepts with EMFILE. */
+        log_warn("--max-conns %d does not fit: RLIMIT_NOFILE leaves each worker room for %ld "
+                 "connections; raise the limit (ulimit -n) or add --workers",
+                 cfg->max_conns, fit);
 
     m.base = event_base_new();
     if (m.base == NULL) {

@@ -5,6 +5,7 @@
 #ifndef HANDOFF_PROTO_H
 #define HANDOFF_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct conn;
@@ -19,7 +20,8 @@ enum proto_rc {
 struct proto {
     const char *name;
     size_t state_size; /* per-connection state, zeroed, reached by conn_state() */
-    /* Connection arrived (output may be written). Optional. */
+    /* Connection arrived. It is parked (no buffers): a protocol that writes
+     * here calls conn_unpark first. Optional. */
     enum proto_rc (*open)(struct conn *c);
     /* Input is waiting in conn_input(c). Required. */
     enum proto_rc (*read)(struct conn *c);
@@ -32,7 +34,20 @@ struct proto {
     enum proto_rc (*timeout)(struct conn *c);
     /* The connection is going away; release protocol resources. Optional. */
     void (*close)(struct conn *c);
+    /* The connection is idle with nothing buffered: return true when the
+     * protocol is at a boundary (nothing owed, no request half-read), having
+     * released its per-request memory, so the connection may park without
+     * buffers. NULL: never parks once active. */
+    bool (*park)(struct conn *c);
+    /* A parked connection got its buffers back (before the read or timeout
+     * callback that needs them): re-apply per-buffer settings. Returns 0, or
+     * -1 to close. Optional. */
+    int (*unpark)(struct conn *c);
 };
+
+/* A park hook for protocols with no state between reads (echo, discard,
+ * whoami): always at a boundary. */
+bool proto_park_always(struct conn *c);
 
 /* Look a protocol up by name; NULL when unknown. */
 const struct proto *proto_find(const char *name);

@@ -13,4 +13,5 @@ static enum proto_rc discard_read(struct conn *c)
 const struct proto proto_discard = {
     .name = "discard",
     .read = discard_read,
+    .park = proto_park_always,
 };

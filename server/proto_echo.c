@@ -14,4 +14,5 @@ static enum proto_rc echo_read(struct conn *c)
 const struct proto proto_echo = {
     .name = "echo",
     .read = echo_read,
+    .park = proto_park_always,
 };

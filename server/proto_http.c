@@ -7,6 +7,10 @@
  *   - the --root directory, an O_PATH fd owned by this file;
  *   - the --access-log file, an O_APPEND fd owned by this file.
  *
+ * Memory: an idle keep-alive connection is parked by the connection layer
+ * (http_park): only struct http_conn stays, the request scratch and the
+ * buffers are freed, and the idle deadline rides on the parked read event.
+ *
  * Timers: one per connection (conn_timer_set) for the header, idle and
  * linger deadlines. It is re-armed lazily: a request that moves the idle
  * deadline later leaves the armed timer alone, and when it fires early it
@@ -191,6 +195,8 @@ static enum proto_rc http_next_rc(struct conn *c, struct http_conn *hc, enum htt
     return PROTO_ABORT;
 }
 
+/* The connection starts parked: the session and its idle deadline only.
+ * The buffers and the request scratch come with the first bytes. */
 static enum proto_rc http_open(struct conn *c)
 {
     struct http_conn *hc = conn_state(c);
@@ -198,12 +204,29 @@ static enum proto_rc http_open(struct conn *c)
         return PROTO_ABORT;
     http_session_init(&hc->s, &opts, http_whoami, c, mono_ms(), wall_now());
     hc->s.on_status = scoreboard_request;
-    if (opts.log_fd >= 0)
-        peer_host(c, hc->s.peer, sizeof(hc->s.peer));
-    if (write_timeout.tv_sec != 0 || write_timeout.tv_usec != 0)
-        bufferevent_set_timeouts(c->bev, NULL, &write_timeout);
     timer_update(c, hc);
     return PROTO_OK;
+}
+
+/* Buffers are back: the write timeout lives on the bufferevent, the peer
+ * string in the request scratch. */
+static int http_unpark(struct conn *c)
+{
+    struct http_conn *hc = conn_state(c);
+    if (write_timeout.tv_sec != 0 || write_timeout.tv_usec != 0)
+        bufferevent_set_timeouts(c->bev, NULL, &write_timeout);
+    if (http_session_wake(&hc->s) < 0)
+        return -1;
+    if (opts.log_fd >= 0)
+        peer_host(c, hc->s.req->peer, sizeof(hc->s.req->peer));
+    return 0;
+}
+
+/* Between requests, with nothing owed: drop the scratch and park. */
+static bool http_park(struct conn *c)
+{
+    struct http_conn *hc = conn_state(c);
+    return !hc->lingering && http_session_park(&hc->s);
 }
 
 static enum proto_rc http_read(struct conn *c)
@@ -255,10 +278,11 @@ static enum proto_rc http_drain(struct conn *c)
 {
     struct http_conn *hc = conn_state(c);
     hc->s.draining = true;
-    /* Between requests closing loses nothing; a request in progress is
-     * finished and answered with "Connection: close". */
-    if (!hc->lingering && http_session_idle(&hc->s) && evbuffer_get_length(conn_input(c)) == 0)
-        return PROTO_CLOSE;
+    /* The next response says "Connection: close" and ends the connection.
+     * One between requests is not closed here: a busy client's next
+     * request may already be on its way, and closing under it is the
+     * error a reload must not cause. The worker's sweep closes those
+     * that stay idle (conn_park_idle), as it would have parked them. */
     return PROTO_OK;
 }
 
@@ -277,4 +301,6 @@ const struct proto proto_http = {
     .drain = http_drain,
     .timeout = http_timeout,
     .close = http_close,
+    .park = http_park,
+    .unpark = http_unpark,
 };

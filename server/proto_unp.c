@@ -95,10 +95,18 @@ static enum proto_rc unp_drain(struct conn *c)
                                                                           : PROTO_OK;
 }
 
+/* Nothing owed: nothing of the protocol to keep but the (zero) count. */
+static bool unp_park(struct conn *c)
+{
+    struct unp_state *s = conn_state(c);
+    return s->remaining == 0;
+}
+
 const struct proto proto_unp = {
     .name = "unp",
     .state_size = sizeof(struct unp_state),
     .read = unp_read,
     .write = unp_write,
     .drain = unp_drain,
+    .park = unp_park,
 };

@@ -10,6 +10,8 @@
 static enum proto_rc whoami_open(struct conn *c)
 {
     char line[ADDR_PAIRLEN + 64];
+    if (conn_unpark(c) < 0)
+        return PROTO_ABORT;
     int n = conn_whoami(c, line, sizeof(line) - 1);
     if (n < 0)
         return PROTO_ABORT;
@@ -30,4 +32,5 @@ const struct proto proto_whoami = {
     .name = "whoami",
     .open = whoami_open,
     .read = whoami_read,
+    .park = proto_park_always,
 };

@@ -303,16 +303,22 @@ static void sb_row_write(struct sb_row *row, const struct sockaddr *l, const str
     atomic_store_explicit(&row->seq, seq + 2, memory_order_release);
 }
 
+void scoreboard_conn_watch(struct bufferevent *bev)
+{
+    if (sb_role != SB_WORKER || bev == NULL)
+        return;
+    if (evbuffer_add_cb(bufferevent_get_input(bev), sb_input_cb, NULL) == NULL ||
+        evbuffer_add_cb(bufferevent_get_output(bev), sb_output_cb, NULL) == NULL)
+        log_warn("scoreboard: evbuffer_add_cb failed; this connection's bytes go uncounted");
+}
+
 int scoreboard_conn_open(int fd, struct bufferevent *bev, uint64_t accepted_ns)
 {
     if (sb_role != SB_WORKER)
         return -1;
     sb_add(&sb_me->live, 1);
     sb_add(&sb_me->total, 1);
-    if (bev != NULL &&
-        (evbuffer_add_cb(bufferevent_get_input(bev), sb_input_cb, NULL) == NULL ||
-         evbuffer_add_cb(bufferevent_get_output(bev), sb_output_cb, NULL) == NULL))
-        log_warn("scoreboard: evbuffer_add_cb failed; this connection's bytes go uncounted");
+    scoreboard_conn_watch(bev);
     int r = sb_row_take();
     if (r < 0)
         return -1;

@@ -83,6 +83,9 @@ void scoreboard_handoff(uint64_t accepted_ns);
 /* Connection FD opened on BEV: count it, list it in a row when one is free,
  * and count its bytes from now on. Returns the row, or -1 when unlisted. */
 int scoreboard_conn_open(int fd, struct bufferevent *bev, uint64_t accepted_ns);
+/* Count the bytes through BEV's buffers from now on: for a connection's
+ * bufferevent created after scoreboard_conn_open (one that was parked). */
+void scoreboard_conn_watch(struct bufferevent *bev);
 /* The connection in ROW (or -1) turned out to be {LOCAL, FOREIGN} (a PROXY
  * protocol header named the real client). */
 void scoreboard_conn_readdress(int row, const struct sockaddr *local,

@@ -3,13 +3,18 @@
  * fd ownership in a worker:
  *   - the channel end `chan`: this worker, closed at exit;
  *   - each fd received in CTL_PASS: this worker from the moment recvmsg
- *     returns; conn_open hands it to the connection's bufferevent, and on
+ *     returns; conn_open hands it to the connection (struct conn), and on
  *     any failure it is closed here and reported to the master as refused.
- */
+ *
+ * Memory: the sweep timer parks connections idle for a sweep period (see
+ * conn.h), and once the connection count has fallen well below its peak
+ * it hands the freed heap back with malloc_trim, so a worker that held
+ * many connections returns to its idle size. */
 #include "worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,15 +28,109 @@
 #include "log.h"
 #include "scoreboard.h"
 
+/* Trim the heap after the count falls by at least this many connections
+ * and to at most half its peak, or after one sweep parks this many: a
+ * worker returning from a crowd gives the memory back, one with a steady
+ * load never pays for the trim. */
+#define WORKER_TRIM_DROP 1024
+
+static void worker_list_unlink(struct worker *w, struct conn *c)
+{
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    else
+        w->conns_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* Active connections at the head, parked ones at the tail: the sweep then
+ * walks only the active ones. */
+static void worker_list_insert(struct worker *w, struct conn *c, bool at_head)
+{
+    if (at_head) {
+        c->prev = NULL;
+        c->next = w->conns;
+        if (w->conns != NULL)
+            w->conns->prev = c;
+        else
+            w->conns_tail = c;
+        w->conns = c;
+    } else {
+        c->next = NULL;
+        c->prev = w->conns_tail;
+        if (w->conns_tail != NULL)
+            w->conns_tail->next = c;
+        else
+            w->conns = c;
+        w->conns_tail = c;
+    }
+}
+
 void worker_conn_added(struct worker *w, struct conn *c)
 {
-    c->prev = NULL;
-    c->next = w->conns;
-    if (w->conns != NULL)
-        w->conns->prev = c;
-    w->conns = c;
+    worker_list_insert(w, c, false); /* connections start parked */
     w->nconns++;
     w->total++;
+    if (w->nconns > w->trim_peak)
+        w->trim_peak = w->nconns;
+    if (w->nconns > w->loop_peak)
+        w->loop_peak = w->nconns;
+}
+
+void worker_conn_activity(struct worker *w, struct conn *c, bool active)
+{
+    worker_list_unlink(w, c);
+    worker_list_insert(w, c, active);
+    if (active)
+        w->nactive++;
+    else
+        w->nactive--;
+}
+
+static void worker_report_soon(struct worker *w);
+
+static void worker_sweep_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    (void)fd;
+    (void)what;
+    /* Active connections stamped with this generation had I/O since the
+     * last sweep; the others have been idle at least one period. Parking
+     * moves a connection to the tail, so walk only the count active now. */
+    if (w->trim_next) {
+        malloc_trim(0);
+        w->trim_next = false;
+    }
+    uint32_t gen = w->sweep_gen;
+    uint64_t n = w->nactive, before = w->nactive;
+    struct conn *c = w->conns;
+    while (n-- > 0 && c != NULL && c->bev != NULL) {
+        struct conn *next = c->next;
+        conn_park_idle(c, gen);
+        c = next;
+    }
+    w->sweep_gen++;
+    /* Parking many at once freed their buffers: give the pages back. */
+    bool parked_many = before >= w->nactive + WORKER_TRIM_DROP;
+    if (w->nconns == 0 && w->loop_peak >= WORKER_TRIM_DROP && w->lev == NULL &&
+        !w->draining && !w->exit_when_idle) {
+        /* Empty after a crowd: a new loop drops libevent's tables too
+         * (worker_rebase), then trims. */
+        w->rebase = true;
+        event_base_loopbreak(w->base);
+        return;
+    }
+    bool dropped = w->trim_peak >= w->nconns + WORKER_TRIM_DROP && w->nconns <= w->trim_peak / 2;
+    if (!dropped && !parked_many)
+        return;
+    /* Next sweep: libevent frees a bufferevent from the loop after
+     * bufferevent_free returns, so what was just released is not free yet. */
+    w->trim_peak = w->nconns;
+    w->trim_next = true;
 }
 
 /* At --max-conns the worker's own listener pauses, so new clients wait in
@@ -55,12 +154,9 @@ static void worker_report_soon(struct worker *w)
 
 void worker_conn_removed(struct worker *w, struct conn *c)
 {
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        w->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
+    worker_list_unlink(w, c);
+    if (c->bev != NULL)
+        w->nactive--;
     w->nconns--;
     w->closed_unreported++;
     worker_report_soon(w);
@@ -248,12 +344,11 @@ static void worker_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
     worker_listener_update(w);
 }
 
-static int worker_init(struct worker *w, const struct config *cfg, int slot, int chan)
+static const int worker_sigs[4] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
+
+/* The loop and every event of the worker itself (none of a connection's). */
+static int worker_loop_new(struct worker *w)
 {
-    memset(w, 0, sizeof(*w));
-    w->cfg = cfg;
-    w->slot = slot;
-    w->chan = chan;
     /* A fresh loop: nothing of the master's event_base is used after fork. */
     w->base = event_base_new();
     if (w->base == NULL) {
@@ -262,35 +357,34 @@ static int worker_init(struct worker *w, const struct config *cfg, int slot, int
     }
     w->report_ev = evtimer_new(w->base, worker_report_cb, w);
     w->drain_ev = evtimer_new(w->base, worker_drain_deadline_cb, w);
-    if (w->report_ev == NULL || w->drain_ev == NULL)
+    w->sweep_ev = event_new(w->base, -1, EV_PERSIST, worker_sweep_cb, w);
+    struct timeval sweep_tv = { .tv_sec = CONN_PARK_MS / 1000,
+                                .tv_usec = CONN_PARK_MS % 1000 * 1000 };
+    if (w->report_ev == NULL || w->drain_ev == NULL || w->sweep_ev == NULL ||
+        event_add(w->sweep_ev, &sweep_tv) < 0)
         return -1;
-    static const int sigs[4] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
     sigset_t mask;
     sigemptyset(&mask);
     for (int i = 0; i < 4; i++) {
-        w->sig_ev[i] = evsignal_new(w->base, sigs[i], worker_signal_cb, w);
+        w->sig_ev[i] = evsignal_new(w->base, worker_sigs[i], worker_signal_cb, w);
         if (w->sig_ev[i] == NULL || event_add(w->sig_ev[i], NULL) < 0)
             return -1;
-        sigaddset(&mask, sigs[i]);
+        sigaddset(&mask, worker_sigs[i]);
     }
     /* A caller may block these until the handlers exist (model iterative
-     * announces before this runs); one sent meanwhile is delivered now. */
+     * announces before this runs, worker_rebase while it rebuilds); one
+     * sent meanwhile is delivered now. */
     sigprocmask(SIG_UNBLOCK, &mask, NULL);
-    if (chan >= 0) {
-        w->chan_ev = event_new(w->base, chan, EV_READ | EV_PERSIST, worker_chan_cb, w);
+    if (w->chan >= 0) {
+        w->chan_ev = event_new(w->base, w->chan, EV_READ | EV_PERSIST, worker_chan_cb, w);
         if (w->chan_ev == NULL || event_add(w->chan_ev, NULL) < 0)
             return -1;
     }
     return 0;
 }
 
-static void worker_fini(struct worker *w)
+static void worker_loop_free(struct worker *w)
 {
-    while (w->conns != NULL)
-        conn_free(w->conns);
-    /* Closes counted above are moot: the master learns of our exit. */
-    if (w->lev != NULL)
-        evconnlistener_free(w->lev);
     if (w->chan_ev != NULL)
         event_free(w->chan_ev);
     for (int i = 0; i < 4; i++)
@@ -300,8 +394,56 @@ static void worker_fini(struct worker *w)
         event_free(w->report_ev);
     if (w->drain_ev != NULL)
         event_free(w->drain_ev);
+    if (w->sweep_ev != NULL)
+        event_free(w->sweep_ev);
     if (w->base != NULL)
         event_base_free(w->base);
+    w->chan_ev = w->report_ev = w->drain_ev = w->sweep_ev = NULL;
+    memset(w->sig_ev, 0, sizeof(w->sig_ev));
+    w->base = NULL;
+}
+
+/* The worker emptied after a crowd (worker_sweep_cb asked, outside the
+ * loop): libevent never shrinks its per-fd tables (an entry per fd number
+ * ever watched, the timer heap, epoll's result array), and those entries,
+ * interleaved with the freed connections, would pin their pages. A new
+ * loop frees them all, and the trim then returns the heap. Signals wait
+ * blocked while no handler exists. */
+static int worker_rebase(struct worker *w)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (int i = 0; i < 4; i++)
+        sigaddset(&mask, worker_sigs[i]);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    w->rebase = false;
+    w->loop_peak = 0;
+    w->trim_peak = 0;
+    worker_loop_free(w);
+    malloc_trim(0);
+    if (worker_loop_new(w) < 0)
+        return -1;
+    worker_report_soon(w); /* a report the old loop had not sent yet */
+    return 0;
+}
+
+static int worker_init(struct worker *w, const struct config *cfg, int slot, int chan)
+{
+    memset(w, 0, sizeof(*w));
+    w->cfg = cfg;
+    w->slot = slot;
+    w->chan = chan;
+    return worker_loop_new(w);
+}
+
+static void worker_fini(struct worker *w)
+{
+    while (w->conns != NULL)
+        conn_free(w->conns);
+    /* Closes counted above are moot: the master learns of our exit. */
+    if (w->lev != NULL)
+        evconnlistener_free(w->lev);
+    worker_loop_free(w);
     if (w->chan >= 0)
         close(w->chan);
     memset(w, 0, sizeof(*w));
@@ -339,9 +481,17 @@ int worker_run(const struct config *cfg, int slot, int chan, int listen_fd)
         log_err("sendmsg(CTL_READY): %s", strerror(errno));
         goto out;
     }
-    if (event_base_dispatch(w.base) < 0) {
-        log_err("event_base_dispatch failed");
-        goto out;
+    for (;;) {
+        if (event_base_dispatch(w.base) < 0) {
+            log_err("event_base_dispatch failed");
+            goto out;
+        }
+        if (!w.rebase)
+            break;
+        if (worker_rebase(&w) < 0) {
+            log_err("rebuilding the event loop failed");
+            goto out;
+        }
     }
     status = 0;
 out:

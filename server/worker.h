@@ -22,8 +22,19 @@ struct worker {
     struct event *drain_ev;      /* drain deadline */
     struct event *sig_ev[4];     /* SIGTERM, SIGINT, SIGQUIT, SIGUSR1 */
     struct evconnlistener *lev;  /* own listener (models accept/reuseport) */
-    struct conn *conns;          /* live connections (doubly linked) */
+    struct conn *conns;          /* live connections (doubly linked): the
+                                    active ones first, then the parked */
+    struct conn *conns_tail;     /* last of them */
     uint64_t nconns;             /* live connections */
+    uint64_t nactive;            /* of those, active (not parked) */
+    struct event *sweep_ev;      /* every CONN_PARK_MS: park idle connections,
+                                    return freed memory to the system */
+    uint32_t sweep_gen;          /* sweeps so far; stamped on each I/O */
+    uint64_t trim_peak;          /* most connections since the last trim */
+    uint64_t loop_peak;          /* most connections since the loop was built */
+    bool trim_next;              /* malloc_trim at the next sweep */
+    bool rebase;                 /* leave the loop and rebuild it (empty
+                                    after a crowd: see worker_rebase) */
     uint64_t total;              /* connections served */
     uint32_t closed_unreported;  /* closes not yet told to the master */
     uint32_t refused_unreported; /* of those, fds refused on arrival */
@@ -44,5 +55,7 @@ int worker_serve_one(const struct config *cfg, int slot, int fd);
 /* Called by conn.c. */
 void worker_conn_added(struct worker *w, struct conn *c);
 void worker_conn_removed(struct worker *w, struct conn *c);
+/* C became active (ACTIVE) or parked: keeps the list's order. */
+void worker_conn_activity(struct worker *w, struct conn *c, bool active);
 
 #endif

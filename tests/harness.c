@@ -67,6 +67,44 @@ bool server_log_contains(const struct server *s, const char *needle)
     return found;
 }
 
+/* Servers started and not yet stopped, so a test that fails half way
+ * still leaves no process behind (see server_kill_leftovers). */
+static pid_t harness_live[16];
+static pid_t harness_owner; /* the process that started them */
+
+static void harness_track(pid_t pid, bool on)
+{
+    for (size_t i = 0; i < sizeof(harness_live) / sizeof(harness_live[0]); i++) {
+        if (on && harness_live[i] == 0) {
+            harness_live[i] = pid;
+            return;
+        }
+        if (!on && harness_live[i] == pid) {
+            harness_live[i] = 0;
+            return;
+        }
+    }
+}
+
+void server_kill_leftovers(void)
+{
+    if (getpid() != harness_owner)
+        return; /* a forked helper exiting: the servers are not its own */
+    for (size_t i = 0; i < sizeof(harness_live) / sizeof(harness_live[0]); i++) {
+        pid_t pid = harness_live[i];
+        if (pid <= 0)
+            continue;
+        pid_t kids[64];
+        int n = proc_children(pid, kids, 64);
+        for (int k = 0; k < n; k++) {
+            kill(kids[k], SIGKILL); /* also a worker a test stopped */
+        }
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        harness_live[i] = 0;
+    }
+}
+
 bool under_checker(void)
 {
     const char *wrap = getenv("HANDOFFD_WRAPPER");
@@ -147,6 +185,13 @@ int server_start_limited(struct server *s, const char *const *args, int nofile)
     }
     close(logfd);
     s->pid = pid;
+    static bool registered;
+    harness_owner = getpid();
+    if (!registered) {
+        atexit(server_kill_leftovers);
+        registered = true;
+    }
+    harness_track(pid, true);
     uint64_t deadline = now_ms() + 10000;
     while (now_ms() < deadline) {
         char buf[8192];
@@ -194,6 +239,7 @@ int server_stop(struct server *s, int sig, int timeout_ms, int *status)
         if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
             if (status)
                 *status = st;
+            harness_track(s->pid, false);
             s->pid = 0;
             /* Workers' sanitizer reports land in the same log: a stop is
              * only clean if none of the server's processes reported. */
@@ -208,6 +254,7 @@ int server_stop(struct server *s, int sig, int timeout_ms, int *status)
     waitpid(s->pid, &st, 0);
     if (status)
         *status = st;
+    harness_track(s->pid, false);
     s->pid = 0;
     return -1;
 }

@@ -26,6 +26,9 @@ int server_start_limited(struct server *s, const char *const *args, int nofile);
  * the wait status. Returns 0 when it exited cleanly, -1 if it had to be
  * SIGKILLed, -2 if any server process logged a sanitizer report. */
 int server_stop(struct server *s, int sig, int timeout_ms, int *status);
+/* SIGKILL every server this process started and did not stop, and their
+ * workers. Runs at exit; suites also use it as .fini. */
+void server_kill_leftovers(void);
 /* Whether PID is alive (and not a zombie). */
 bool proc_alive(pid_t pid);
 /* Child pids of PID, from /proc. Returns the count. */

@@ -14,6 +14,8 @@
 #include "addr.h"
 #include "harness.h"
 
+TestSuite(core, .fini = server_kill_leftovers);
+
 Test(core, whoami_pairs_match_clients_and_spread_over_workers, .timeout = 60)
 {
     struct server s;

@@ -463,22 +463,26 @@ static int lb_request(int port, const char *src)
     return -1;
 }
 
-/*
- * Health checks. HANDOFF_CHECK=tcp below makes HAProxy check each instance
- * with a TCP connect on its service port, because the admin listener and
- * its /healthz are not on this branch yet. Once they are, switch to the
- * file's default (what compose uses):
- *   1. start each instance with "--admin", "127.0.0.1:0" and learn its
- *      admin port (from wherever the admin listener reports it);
- *   2. pass HANDOFF_Bn_CHECK=<that admin port> instead of the service port;
- *   3. drop "HANDOFF_CHECK=tcp" (HAProxy then sends GET /healthz, expects 200).
- */
+/* The admin port from "handoffd: admin http://127.0.0.1:PORT", or -1. */
+static int lb_admin_port(const struct server *s)
+{
+    static const char tag[] = "handoffd: admin http://127.0.0.1:";
+    char *log = server_log_read(s);
+    const char *l = log != NULL ? strstr(log, tag) : NULL;
+    int port = l != NULL ? atoi(l + sizeof(tag) - 1) : -1;
+    free(log);
+    return port;
+}
+
+/* Health checks as compose runs them: HAProxy sends GET /healthz to each
+ * instance's admin port and wants 200. */
 Test(balancer, haproxy_spreads_load_keeps_client_address_and_drops_a_dead_instance,
      .timeout = 60, .fini = lb_cleanup)
 {
     static const char *const args[] = { "--listen", "127.0.0.1:0", "--workers", "1",
                                          "--protocol", "whoami", "--proxy-protocol",
-                                         "--proxy-timeout", "2", NULL };
+                                         "--proxy-timeout", "2", "--admin", "127.0.0.1:0",
+                                         NULL };
     for (int i = 0; i < 3; i++)
         cr_assert_eq(server_start(&lb_servers[i], args), 0, "handoffd %d did not start", i);
     for (int i = 0; i < 3; i++)
@@ -494,8 +498,9 @@ Test(balancer, haproxy_spreads_load_keeps_client_address_and_drops_a_dead_instan
     for (int i = 0; i < 3; i++) {
         snprintf(env[1 + i], sizeof(env[1 + i]), "HANDOFF_B%d=127.0.0.1:%d", i + 1,
                  lb_servers[i].port);
-        snprintf(env[4 + i], sizeof(env[4 + i]), "HANDOFF_B%d_CHECK=%d", i + 1,
-                 lb_servers[i].port);
+        int aport = lb_admin_port(&lb_servers[i]);
+        cr_assert(aport > 0, "no admin port for handoffd %d", i);
+        snprintf(env[4 + i], sizeof(env[4 + i]), "HANDOFF_B%d_CHECK=%d", i + 1, aport);
     }
     snprintf(env[7], sizeof(env[7]), "HANDOFF_STATS_SOCKET=%s", sock);
     snprintf(env[8], sizeof(env[8]), "HANDOFF_CHECK_INTER=200ms");
@@ -509,7 +514,6 @@ Test(balancer, haproxy_spreads_load_keeps_client_address_and_drops_a_dead_instan
         dup2(fd, STDERR_FILENO);
         for (int i = 0; i < 9; i++)
             putenv(env[i]);
-        putenv((char *)"HANDOFF_CHECK=tcp"); /* see the comment above */
         execlp("haproxy", "haproxy", "-db", "-f", "docker/haproxy.cfg", (char *)NULL);
         execl("/usr/sbin/haproxy", "haproxy", "-db", "-f", "docker/haproxy.cfg", (char *)NULL);
         _exit(127);

@@ -37,6 +37,8 @@ static double proc_cpu_seconds(pid_t pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+TestSuite(limits, .fini = server_kill_leftovers);
+
 Test(limits, listener_pauses_at_capacity_and_resumes, .timeout = 30)
 {
     struct server s;

@@ -2,7 +2,8 @@
  * bytes go through http_session_feed over evbuffers exactly as proto_http
  * drives it from a connection, minus the socket: arbitrary input, split at
  * arbitrary points into separate buffer segments, with the output read or
- * left unread, the clock moved on, and the worker draining at random.
+ * left unread, the clock moved on, the session parked between requests
+ * and the worker draining at random.
  *
  * Input layout: byte 0 selects the set-up, byte 1 seeds the splits, the
  * rest is what a client would send.
@@ -183,10 +184,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     evbuffer_get_length(out));
             abort();
         }
-        if (nx == HTTP_NEXT_CLOSE || nx == HTTP_NEXT_LINGER)
+        if (nx == HTTP_NEXT_CLOSE || nx == HTTP_NEXT_LINGER) {
             closed = true;
-        else if (read_every != 0 ? step % read_every == 0
-                                 : (r & 0x20000) || nx == HTTP_NEXT_OUTPUT)
+            break;
+        }
+        /* The connection went idle and parked: the request scratch is
+         * freed, and the next feed allocates it again. */
+        if ((r & 0x40000) && evbuffer_get_length(in) == 0)
+            http_session_park(&s);
+        if (read_every != 0 ? step % read_every == 0
+                            : (r & 0x20000) || nx == HTTP_NEXT_OUTPUT)
             take_output(out); /* else the client is not reading: input piles up */
     }
     /* The client reads everything now: requests left waiting for output
