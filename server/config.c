@@ -52,6 +52,11 @@ static void usage(FILE *out)
 "  --max-children N         live children for model fork (default 1024)\n"
 "  --max-batch N            fds per hand-off message, 1-%d (default 32)\n"
 "  --max-queued N           accepted fds waiting for one worker (default 1024)\n"
+"  --pass-delay-us N        model pass: a worker sent fds less than N us ago gets the\n"
+"                           next ones N us after it, in one message (0-1000000,\n"
+"                           default 250; 0: at the end of each accept burst)\n"
+"  --pass-delay-conns N     ... only for workers with at least N live connections\n"
+"                           (default 16)\n"
 "  --max-output-bytes N     per-connection send buffer before reading pauses (default 262144)\n"
 "  --unp-max-bytes N        largest byte count a unp client may ask for (default 1073741824)\n"
 "  --accept-pause-ms N      listener pause after EMFILE/ENFILE (default 100)\n"
@@ -131,7 +136,7 @@ static int default_max_conns(void)
 
 enum {
     OPT_LISTEN = 256, OPT_BACKLOG, OPT_WORKERS, OPT_MODEL, OPT_DISPATCH, OPT_PROTOCOL,
-    OPT_DRAIN, OPT_MAX_CONNS, OPT_MAX_CHILDREN, OPT_MAX_BATCH, OPT_MAX_QUEUED,
+    OPT_DRAIN, OPT_MAX_CONNS, OPT_MAX_CHILDREN, OPT_MAX_BATCH, OPT_MAX_QUEUED, OPT_PASS_DELAY, OPT_PASS_DELAY_CONNS,
     OPT_MAX_OUTPUT, OPT_UNP_MAX, OPT_ACCEPT_PAUSE, OPT_LOG_FILE, OPT_LOG_LEVEL,
     OPT_HELP, OPT_VERSION, OPT_PROXY, OPT_PROXY_TIMEOUT, OPT_CONFIG, OPT_CHECK_CONFIG,
     OPT_PID_FILE, OPT_USER,
@@ -153,6 +158,8 @@ static const struct option long_opts[] = {
     { "max-children", required_argument, NULL, OPT_MAX_CHILDREN },
     { "max-batch", required_argument, NULL, OPT_MAX_BATCH },
     { "max-queued", required_argument, NULL, OPT_MAX_QUEUED },
+    { "pass-delay-us", required_argument, NULL, OPT_PASS_DELAY },
+    { "pass-delay-conns", required_argument, NULL, OPT_PASS_DELAY_CONNS },
     { "max-output-bytes", required_argument, NULL, OPT_MAX_OUTPUT },
     { "unp-max-bytes", required_argument, NULL, OPT_UNP_MAX },
     { "accept-pause-ms", required_argument, NULL, OPT_ACCEPT_PAUSE },
@@ -195,6 +202,8 @@ static void config_defaults(struct config *cfg)
     cfg->drain_timeout = 10;
     cfg->max_batch = 32;
     cfg->max_queued = 1024;
+    cfg->pass_delay_us = 250;
+    cfg->pass_delay_conns = 16;
     cfg->max_conns = default_max_conns();
     cfg->max_children = 1024;
     cfg->max_output = 256 * 1024;
@@ -337,6 +346,16 @@ static enum config_rc config_apply(struct config *cfg, int argc, char **argv, ch
             if (parse_long("max-queued", optarg, 1, 1000000, &v, err, errlen) < 0)
                 return CONFIG_ERROR;
             cfg->max_queued = (int)v;
+            break;
+        case OPT_PASS_DELAY:
+            if (parse_long("pass-delay-us", optarg, 0, 1000000, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->pass_delay_us = (int)v;
+            break;
+        case OPT_PASS_DELAY_CONNS:
+            if (parse_long("pass-delay-conns", optarg, 0, 10000000, &v, err, errlen) < 0)
+                return CONFIG_ERROR;
+            cfg->pass_delay_conns = (int)v;
             break;
         case OPT_MAX_OUTPUT:
             if (parse_long("max-output-bytes", optarg, 1024, 1L << 30, &v, err, errlen) < 0)

@@ -31,6 +31,8 @@ struct config {
     const struct proto *proto;    /* --protocol */
     double drain_timeout;         /* --drain-timeout: seconds to finish on stop */
     int max_batch;                /* --max-batch: fds per control message */
+    int pass_delay_us;            /* --pass-delay-us: least gap between messages to a worker */
+    int pass_delay_conns;         /* --pass-delay-conns: ... for workers this busy */
     int max_queued;               /* --max-queued: accepted fds waiting per worker */
     int max_conns;                /* --max-conns: live connections per worker */
     int max_children;             /* --max-children: live children (model fork) */

@@ -627,7 +627,15 @@ int master_run(struct config *cfg)
                  "connections; raise the limit (ulimit -n) or add --workers",
                  cfg->max_conns, fit);
 
-    m.base = event_base_new();
+    /* Model pass holds fds back for --pass-delay-us, a fraction of a
+     * millisecond: epoll_wait's own timeout counts whole milliseconds, so
+     * the loop's timers run on a timerfd instead. */
+    struct event_config *ecfg = event_config_new();
+    if (ecfg != NULL && cfg->model == MODEL_PASS)
+        event_config_set_flag(ecfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    m.base = ecfg != NULL ? event_base_new_with_config(ecfg) : NULL;
+    if (ecfg != NULL)
+        event_config_free(ecfg);
     if (m.base == NULL) {
         log_err("event_base_new failed");
         goto out;

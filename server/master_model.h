@@ -45,6 +45,7 @@ struct slot {
     int *q_fd;               /* accepted fds waiting to be sent (ring) */
     uint64_t *q_stamp;       /* their accept times */
     size_t q_head, q_len;    /* ring position and fill */
+    uint64_t sent_ns;        /* when the last CTL_PASS went to this slot */
 };
 
 struct master {
@@ -68,6 +69,8 @@ struct master {
     uint64_t *load_scratch;       /* dispatch_pick inputs, nslots each */
     bool *elig_scratch;
     struct event *flush_ev;       /* send queued fds after an accept burst */
+    struct event *delay_ev;       /* ... or when the first --pass-delay-us ends */
+    uint64_t delay_at_ns;         /* when delay_ev fires; 0: not armed */
     struct event *pause_ev;       /* EMFILE back-off */
     struct event *stop_ev;        /* drain deadline */
     struct event *sig_ev[7];

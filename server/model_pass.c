@@ -29,6 +29,7 @@
 #include "scoreboard.h"
 
 static void slot_flush(struct master *m, struct slot *s);
+static void master_flush_cb(evutil_socket_t fd, short what, void *arg);
 static void master_listener_update(struct master *m);
 
 static bool slot_eligible(const struct master *m, const struct slot *s)
@@ -86,6 +87,46 @@ static void slot_queue_push(struct slot *s, int fd, uint64_t stamp, size_t cap)
     s->q_len++;
 }
 
+/* Every message wakes its worker, and an idle vCPU's wake-up (an IPI, on a
+ * VM an exit to the hypervisor) costs more than the hand-off itself. So,
+ * as in Nagle's algorithm, a busy worker that was sent fds less than
+ * --pass-delay-us ago gets the next ones only once that much time has
+ * passed (or --max-batch are waiting), all in one message. Under churn
+ * this caps the messages, and wake-ups, at one per worker per delay.
+ *
+ * Busy means at least --pass-delay-conns live connections: then the
+ * worker has other clients to serve while a few wait. With fewer, the
+ * clients are few, holding one back idles the worker and every client
+ * waiting on it, and the fds go at the end of the accept burst as usual;
+ * so does a lone client's. Returns when S's queue may go: 0 for now. */
+static uint64_t slot_due_ns(const struct master *m, const struct slot *s, uint64_t now)
+{
+    uint64_t due = s->sent_ns + (uint64_t)m->cfg->pass_delay_us * 1000u;
+    if (due <= now || s->live < (uint64_t)m->cfg->pass_delay_conns || m->stopping)
+        return 0;
+    return due;
+}
+
+/* delay_ev fired. libevent's clock (cached at the top of the loop) may
+ * run slightly behind ours: a queue not due yet by ours is waited for again. */
+static void master_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    m->delay_at_ns = 0;
+    master_flush_cb(fd, what, arg);
+}
+
+/* Have delay_ev fire by AT (NOW is the current time). */
+static void master_delay_until(struct master *m, uint64_t at, uint64_t now)
+{
+    if (m->delay_at_ns != 0 && m->delay_at_ns <= at)
+        return;
+    uint64_t wait_us = (at - now + 999) / 1000;
+    struct timeval tv = { (time_t)(wait_us / 1000000u), (suseconds_t)(wait_us % 1000000u) };
+    event_add(m->delay_ev, &tv);
+    m->delay_at_ns = at;
+}
+
 /* Give a queued fd to some live worker, or close it and count it. */
 static void master_place(struct master *m, int fd, uint64_t stamp)
 {
@@ -98,10 +139,15 @@ static void master_place(struct master *m, int fd, uint64_t stamp)
     }
     struct slot *s = &m->slots[k];
     slot_queue_push(s, fd, stamp, (size_t)m->cfg->max_queued);
-    if (s->q_len >= (size_t)m->cfg->max_batch)
+    if (s->q_len >= (size_t)m->cfg->max_batch) {
         slot_flush(m, s);
+        return;
+    }
+    uint64_t now = ctl_now_ns(), due = slot_due_ns(m, s, now);
+    if (due == 0)
+        event_active(m->flush_ev, EV_TIMEOUT, 0); /* at the end of this accept burst */
     else
-        event_active(m->flush_ev, EV_TIMEOUT, 0);
+        master_delay_until(m, due, now);
 }
 
 static void slot_close_queue(struct master *m, struct slot *s, bool redispatch)
@@ -156,6 +202,7 @@ static void slot_flush(struct master *m, struct slot *s)
             close(fds[i]);
         s->q_head = (s->q_head + n) % cap;
         s->q_len -= n;
+        s->sent_ns = ctl_now_ns();
         s->live += n;
         s->total += n;
         m->handed += n;
@@ -165,14 +212,25 @@ static void slot_flush(struct master *m, struct slot *s)
         slot_send_drain(m, s);
 }
 
+/* Send every queue whose delay is over; wait for the rest. */
 static void master_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct master *m = arg;
     (void)fd;
     (void)what;
-    for (int i = 0; i < m->nslots; i++)
-        if (m->slots[i].q_len > 0)
-            slot_flush(m, &m->slots[i]);
+    uint64_t now = ctl_now_ns(), next = 0;
+    for (int i = 0; i < m->nslots; i++) {
+        struct slot *s = &m->slots[i];
+        if (s->q_len == 0)
+            continue;
+        uint64_t due = slot_due_ns(m, s, now);
+        if (due == 0)
+            slot_flush(m, s);
+        else if (next == 0 || due < next)
+            next = due;
+    }
+    if (next != 0)
+        master_delay_until(m, next, now);
     master_listener_update(m);
 }
 
@@ -258,9 +316,10 @@ static int pass_open(struct master *m)
     m->load_scratch = calloc((size_t)m->nslots, sizeof(*m->load_scratch));
     m->elig_scratch = calloc((size_t)m->nslots, sizeof(*m->elig_scratch));
     m->flush_ev = evtimer_new(m->base, master_flush_cb, m);
+    m->delay_ev = evtimer_new(m->base, master_delay_cb, m);
     m->pause_ev = evtimer_new(m->base, master_pause_end_cb, m);
     if (m->load_scratch == NULL || m->elig_scratch == NULL || m->flush_ev == NULL ||
-        m->pause_ev == NULL) {
+        m->delay_ev == NULL || m->pause_ev == NULL) {
         log_err("out of memory");
         return -1;
     }
@@ -329,6 +388,10 @@ static void pass_close(struct master *m)
     if (m->pause_ev != NULL) {
         event_free(m->pause_ev);
         m->pause_ev = NULL;
+    }
+    if (m->delay_ev != NULL) {
+        event_free(m->delay_ev);
+        m->delay_ev = NULL;
     }
 }
 

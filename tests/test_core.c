@@ -207,6 +207,62 @@ Test(core, killed_worker_is_replaced_and_service_continues, .timeout = 30)
     stop_ok(&s);
 }
 
+/* Milliseconds from connecting to the whoami answer; -1 if none in 5 s. */
+static long whoami_ms(int port, int *fd_out)
+{
+    uint64_t t0 = now_ms();
+    int fd = tcp_connect(NULL, "127.0.0.1", port);
+    char line[256];
+    if (fd < 0)
+        return -1;
+    ssize_t n = read_line(fd, line, sizeof(line), 5000);
+    if (fd_out != NULL)
+        *fd_out = fd;
+    else
+        close(fd);
+    return n > 0 ? (long)(now_ms() - t0) : -1;
+}
+
+/* --pass-delay-us (here 400 ms, so that timing cannot blur it): a worker
+ * sent nothing lately, or with fewer than --pass-delay-conns connections,
+ * gets its fd at once; a busy one sent fds less than the delay ago gets the
+ * next ones when the delay ends, together. */
+Test(core, pass_delay_holds_fds_only_for_a_busy_worker_after_a_recent_message, .timeout = 30)
+{
+    struct server s;
+    const char *args[] = { "--listen", "0", "--workers", "1", "--protocol", "whoami",
+                           "--pass-delay-us", "400000", "--pass-delay-conns", "2", NULL };
+    cr_assert_eq(server_start(&s, args), 0);
+    int held[2];
+    long first = whoami_ms(s.port, &held[0]);
+    cr_assert(first >= 0 && first < 300, "a lone client waited %ld ms", first);
+    /* Sent fds a moment ago, but with 1 connection the worker is not busy. */
+    long second = whoami_ms(s.port, &held[1]);
+    cr_assert(second >= 0 && second < 300, "a client of an idle worker waited %ld ms", second);
+    /* Now 2 connections, and a message just went: held until 400 ms after
+     * it. Two clients that arrive meanwhile are answered together. */
+    uint64_t t0 = now_ms();
+    int a = tcp_connect(NULL, "127.0.0.1", s.port), b = tcp_connect(NULL, "127.0.0.1", s.port);
+    char line[256];
+    cr_assert(a >= 0 && b >= 0);
+    cr_assert(read_line(a, line, sizeof(line), 5000) > 0);
+    long ta = (long)(now_ms() - t0);
+    cr_assert(read_line(b, line, sizeof(line), 5000) > 0);
+    long tb = (long)(now_ms() - t0);
+    cr_assert(ta >= 200, "held for only %ld ms", ta);
+    cr_assert(tb - ta < 150, "the two held fds went %ld ms apart", tb - ta);
+    close(a);
+    close(b);
+    close(held[0]);
+    close(held[1]);
+    /* Once the worker has been sent nothing for longer than the delay, a
+     * client is served at once again. */
+    usleep(600000);
+    long later = whoami_ms(s.port, NULL);
+    cr_assert(later >= 0 && later < 300, "a client after a quiet spell waited %ld ms", later);
+    stop_ok(&s);
+}
+
 Test(core, sigterm_lets_open_connections_finish, .timeout = 30)
 {
     if (under_checker())
@@ -299,6 +355,8 @@ Test(core, command_line_errors_exit_2_with_a_message)
         { "--listen", "99999", NULL }, { "--protocol", "gopher", NULL }, { "--bogus", NULL },
         { "--dispatch", "random", NULL }, { "--backlog", NULL }, { "stray", NULL },
         { "--max-batch", "65", NULL }, { "--drain-timeout", "-1", NULL },
+        { "--pass-delay-us", "1000001", NULL }, { "--pass-delay-us", "-1", NULL },
+        { "--pass-delay-conns", "-1", NULL },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char out[4096];
