@@ -30,6 +30,7 @@ import os
 import platform
 import re
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -990,6 +991,12 @@ def best(rows, workload, server, c=None):
     return max(cand, key=lambda r: rate_of(r) or 0)
 
 
+def total_us_per_conn(r):
+    """Server plus client CPU per connection of run R, in µs, or None."""
+    sv, cl, n = num(r["server_cpu_s"]), num(r["client_cpu_s"]), num(r["connections"])
+    return (sv + cl) * 1e6 / n if sv is not None and cl is not None and n else None
+
+
 def ratio(a, b):
     return a / b if a is not None and b not in (None, 0) else None
 
@@ -1183,6 +1190,12 @@ def paragraph(ctx):
             s.append("The server spent %.3f CPU s per 1,000 connections under pass and %.3f under fork: "
                      "a fork, exit and reap cost about %.0f µs of CPU per connection here, which is "
                      "what UNP's table charges to process control." % (cp, cf, (cf - cp) * 1000))
+            tf, tp = total_us_per_conn(F), total_us_per_conn(P)
+            if tf and tp:
+                s.append("Client and server share these %d cores, so while they are saturated a "
+                         "rate ratio cannot exceed the ratio of the total (server and client) CPU "
+                         "per connection: %.0f µs for fork, %.0f µs for pass, a ceiling of %.1f× "
+                         "for pass/fork here." % (os.cpu_count() or 0, tf, tp, tf / tp))
         for other in ("accept", "reuseport"):
             o = best(rows, "churn", other, c)
             if o and cp and num(o["cpu_s_per_1k_conn"]):
@@ -1418,6 +1431,8 @@ def main():
     ap.add_argument("--duration", type=float, help="seconds per throughput run")
     ap.add_argument("--rounds", type=int, help="interleaved repetitions (the best is reported)")
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--server-flags", default="",
+                    help="extra handoffd flags for every run, e.g. '--pass-delay-us 0'")
     args = ap.parse_args()
 
     plan = PLANS["smoke" if args.smoke else "quick" if args.quick else "full"]()
@@ -1458,6 +1473,7 @@ def main():
     status = 0
     try:
         tools = Tools(args, workdir)
+        tools.server_flags += shlex.split(args.server_flags)
         ctx = Context(plan, tools, workdir, out)
         load_before = loadavg()
         log("bench/compare.py: %s plan, results in %s (load average %s)" % (plan.name, out, load_before))
