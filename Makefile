@@ -98,11 +98,13 @@ test: deps-test
 # ---- HTTP fuzzing and benchmark -------------------------------------------
 # libFuzzer target over the same request handling the server runs
 # (http_session.c on evbuffers, no socket). `make fuzz` runs it for
-# FUZZ_TIME seconds; `make test` runs it for FUZZ_SMOKE_TIME. New inputs
-# go to $(FUZZ_BUILD)/corpus; tests/fuzz/http holds the seeds.
+# FUZZ_RUNS executions (at most FUZZ_TIME seconds: about 11 minutes here);
+# `make test` runs it for FUZZ_SMOKE_TIME seconds. New inputs go to
+# $(FUZZ_BUILD)/corpus; tests/fuzz/http holds the seeds.
 FUZZ_CC   ?= clang-14
 FUZZ_BUILD ?= build-fuzz
-FUZZ_TIME ?= 600
+FUZZ_RUNS ?= 10000000
+FUZZ_TIME ?= 3600
 FUZZ_SMOKE_TIME ?= 30
 FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 FUZZ_HTTP_SRC = tests/fuzz/http_fuzz.c server/http_session.c server/http_date.c \
@@ -114,7 +116,7 @@ $(FUZZ_BUILD)/http-fuzz: $(FUZZ_HTTP_SRC) $(wildcard server/http_*.h common/log.
 	    -levent_core -lhttp_parser
 
 fuzz-run = mkdir -p $(FUZZ_BUILD)/corpus && \
-	if $(FUZZ_BUILD)/http-fuzz -max_total_time=$(1) -print_final_stats=1 \
+	if $(FUZZ_BUILD)/http-fuzz -max_total_time=$(1) -runs=$(2) -print_final_stats=1 \
 	    -dict=tests/fuzz/http.dict -max_len=4096 -timeout=10 \
 	    -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus tests/fuzz/http \
 	    >$(FUZZ_BUILD)/fuzz.log 2>&1; then \
@@ -122,11 +124,11 @@ fuzz-run = mkdir -p $(FUZZ_BUILD)/corpus && \
 	else tail -n 60 $(FUZZ_BUILD)/fuzz.log; echo "http-fuzz failed; see $(FUZZ_BUILD)/fuzz.log"; exit 1; fi
 
 fuzz: deps-test $(FUZZ_BUILD)/http-fuzz $(FUZZ_BUILD)/ctl-fuzz
-	$(call fuzz-run,$(FUZZ_TIME))
+	$(call fuzz-run,$(FUZZ_TIME),$(FUZZ_RUNS))
 	$(call ctl-fuzz-run,$(FUZZ_CTL_RUNS),ctl-fuzz.log)
 
 fuzz-smoke: $(FUZZ_BUILD)/http-fuzz $(FUZZ_BUILD)/ctl-fuzz
-	$(call fuzz-run,$(FUZZ_SMOKE_TIME))
+	$(call fuzz-run,$(FUZZ_SMOKE_TIME),-1)
 	$(call ctl-fuzz-run,$(FUZZ_CTL_SMOKE_RUNS),ctl-fuzz-smoke.log)
 
 # Not a test: handoffd against nginx under wrk (see bench/http.sh).
