@@ -119,16 +119,16 @@ fuzz-run = mkdir -p $(FUZZ_BUILD)/corpus && \
 	if $(FUZZ_BUILD)/http-fuzz -max_total_time=$(1) -runs=$(2) -print_final_stats=1 \
 	    -dict=tests/fuzz/http.dict -max_len=4096 -timeout=10 \
 	    -artifact_prefix=$(FUZZ_BUILD)/ $(FUZZ_BUILD)/corpus tests/fuzz/http \
-	    >$(FUZZ_BUILD)/fuzz.log 2>&1; then \
-	    grep -E '^(Done|INFO: Seed)|^\#[0-9]+ +DONE' $(FUZZ_BUILD)/fuzz.log; \
-	else tail -n 60 $(FUZZ_BUILD)/fuzz.log; echo "http-fuzz failed; see $(FUZZ_BUILD)/fuzz.log"; exit 1; fi
+	    >$(FUZZ_BUILD)/$(3) 2>&1; then \
+	    grep -E '^(Done|INFO: Seed)|^\#[0-9]+ +DONE' $(FUZZ_BUILD)/$(3); \
+	else tail -n 60 $(FUZZ_BUILD)/$(3); echo "http-fuzz failed; see $(FUZZ_BUILD)/$(3)"; exit 1; fi
 
 fuzz: deps-test $(FUZZ_BUILD)/http-fuzz $(FUZZ_BUILD)/ctl-fuzz
-	$(call fuzz-run,$(FUZZ_TIME),$(FUZZ_RUNS))
+	$(call fuzz-run,$(FUZZ_TIME),$(FUZZ_RUNS),fuzz.log)
 	$(call ctl-fuzz-run,$(FUZZ_CTL_RUNS),ctl-fuzz.log)
 
 fuzz-smoke: $(FUZZ_BUILD)/http-fuzz $(FUZZ_BUILD)/ctl-fuzz
-	$(call fuzz-run,$(FUZZ_SMOKE_TIME),-1)
+	$(call fuzz-run,$(FUZZ_SMOKE_TIME),-1,fuzz-smoke.log)
 	$(call ctl-fuzz-run,$(FUZZ_CTL_SMOKE_RUNS),ctl-fuzz-smoke.log)
 
 # Not a test: handoffd against nginx under wrk (see bench/http.sh).

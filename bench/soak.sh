@@ -84,6 +84,18 @@ verdict='every check passed'
     echo '```'
     cat "$work/summary.log"
     echo '```'
+    fuzz_log=${FUZZ_BUILD:-build-fuzz}/fuzz.log
+    if [ -f "$fuzz_log" ]; then
+        echo
+        when=$(date -r "$fuzz_log" '+%Y-%m-%d %H:%M')
+        echo "## HTTP request fuzzing (last \`make fuzz\`, $when)"
+        echo
+        echo '```'
+        grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' \
+            "$fuzz_log" || true
+        grep -E '^==[0-9]+==|deadly' "$fuzz_log" || echo "(no crash, no check failed)"
+        echo '```'
+    fi
     fuzz_log=${FUZZ_BUILD:-build-fuzz}/ctl-fuzz.log
     if [ -f "$fuzz_log" ]; then
         echo
