@@ -80,8 +80,11 @@ Test(ops, reloads_under_load_refuse_nothing_and_replace_every_worker)
 {
     if (under_checker())
         cr_skip_test("timing-sensitive; skipped under a checker");
+    /* --pass-delay-conns 0: every worker counts as busy, so fds are held
+     * back (--pass-delay-us) throughout, and reloads retire workers with
+     * fds waiting in their queues. */
     const char *args[] = { "--listen", "127.0.0.1:0", "--workers", "2", "--protocol", "whoami",
-                           "--admin", "off", NULL };
+                           "--admin", "off", "--pass-delay-conns", "0", NULL };
     cr_assert_eq(server_start(&srv, args), 0);
     pid_t before[4];
     cr_assert_eq(proc_children(srv.pid, before, 4), 2);
@@ -102,6 +105,7 @@ Test(ops, reloads_under_load_refuse_nothing_and_replace_every_worker)
     int st;
     cr_assert_eq(server_stop(&srv, SIGTERM, 15000, &st), 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    cr_assert(server_log_contains(&srv, "refused 0, lost 0"), "connections refused or lost");
 }
 
 static void write_file(const char *path, const char *text)
