@@ -16,7 +16,14 @@
  * is to close, or when the output has reached max_output: the rest of the
  * input then waits, unparsed, until the driver calls again, so a client
  * that pipelines without reading cannot make the server queue without
- * bound. */
+ * bound.
+ *
+ * Expect (RFC 9110 §10.1.1), as nginx does it: an HTTP/1.1 request with
+ * "Expect: 100-continue" and a body gets "100 Continue" when its header
+ * section has been checked, unless its body has already begun to arrive;
+ * a declared body over max_body gets its 413 instead, and no 100. Any other
+ * expectation gets 417 and a close, like the other header-time errors
+ * (nginx would ignore it). HTTP/1.0 requests have Expect ignored. */
 #include "http_session.h"
 
 #include <ctype.h>
@@ -24,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -34,6 +42,8 @@
 
 #define FIXED_BODY "hello from handoff\n"
 #define SERVER_LINE "Server: handoff\r\n"
+/* The interim response to "Expect: 100-continue". */
+#define CONTINUE_LINE "HTTP/1.1 100 Continue\r\n\r\n"
 /* Room for any response head this file builds (the longest is ~300). */
 #define HEAD_MAX 512
 /* Request targets longer than this are cut short in the access log. */
@@ -46,6 +56,14 @@ enum field {
     FIELD_TRANSFER_ENCODING,
     FIELD_HOST,
     FIELD_IF_MODIFIED_SINCE,
+    FIELD_EXPECT,
+};
+
+/* What a request's Expect fields ask for (RFC 9110 §10.1.1). */
+enum expect {
+    EXPECT_NONE = 0, /* no field, or only empty list members */
+    EXPECT_CONTINUE, /* 100-continue, and nothing else */
+    EXPECT_OTHER,    /* anything else: 417 */
 };
 
 /* What the parser tolerates in a header section but RFC 9112 says to reject,
@@ -434,6 +452,8 @@ static int on_message_begin(http_parser *p)
     s->req->field = FIELD_OTHER;
     s->req->name_len = 0;
     s->req->ims_len = 0;
+    s->req->expect_len = 0;
+    s->req->continue_due = false;
     s->req->url_len = 0;
     return 0;
 }
@@ -469,6 +489,18 @@ static int on_url(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* Append AT (LEN bytes) to a value kept in BUF (CAP bytes, *N used); one
+ * that does not fit leaves *N past CAP, where it stays. */
+static void value_keep(char *buf, size_t cap, size_t *n, const char *at, size_t len)
+{
+    if (*n <= cap && len <= cap - *n) {
+        memcpy(buf + *n, at, len);
+        *n += len;
+    } else {
+        *n = cap + 1;
+    }
+}
+
 /* The name of the current field is complete: classify it. */
 static void field_named(struct http_session *s)
 {
@@ -480,6 +512,7 @@ static void field_named(struct http_session *s)
         { "transfer-encoding", FIELD_TRANSFER_ENCODING },
         { "host", FIELD_HOST },
         { "if-modified-since", FIELD_IF_MODIFIED_SINCE },
+        { "expect", FIELD_EXPECT },
     };
     s->req->field = FIELD_OTHER;
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
@@ -499,6 +532,11 @@ static void field_named(struct http_session *s)
         break;
     case FIELD_IF_MODIFIED_SINCE:
         s->req->ims_len = 0; /* the last one counts */
+        break;
+    case FIELD_EXPECT:
+        /* Fields of a list are one list (RFC 9110 §5.3). */
+        if (s->req->expect_len > 0)
+            value_keep(s->req->expect, sizeof(s->req->expect), &s->req->expect_len, ",", 1);
         break;
     case FIELD_OTHER:
         break;
@@ -538,12 +576,38 @@ static int on_header_value(http_parser *p, const char *at, size_t len)
     struct http_session *s = p->data;
     if (!s->req->in_value)
         field_named(s);
-    if (s->req->field == FIELD_IF_MODIFIED_SINCE) {
-        if (s->req->ims_len + len <= sizeof(s->req->ims))
-            memcpy(s->req->ims + s->req->ims_len, at, len);
-        s->req->ims_len = s->req->ims_len + len <= sizeof(s->req->ims) ? s->req->ims_len + len : sizeof(s->req->ims) + 1;
-    }
+    if (s->req->field == FIELD_IF_MODIFIED_SINCE)
+        value_keep(s->req->ims, sizeof(s->req->ims), &s->req->ims_len, at, len);
+    else if (s->req->field == FIELD_EXPECT)
+        value_keep(s->req->expect, sizeof(s->req->expect), &s->req->expect_len, at, len);
     return 0;
+}
+
+/* Read the Expect list: members are case-insensitive, OWS around them and
+ * empty members are allowed (RFC 9110 §5.6.1). */
+static enum expect expect_parse(const struct http_request *r)
+{
+    static const char want[] = "100-continue";
+    enum expect e = EXPECT_NONE;
+    if (r->expect_len > sizeof(r->expect))
+        return EXPECT_OTHER; /* too long to be 100-continue alone */
+    for (size_t i = 0; i < r->expect_len; i++) {
+        size_t end = i;
+        while (end < r->expect_len && r->expect[end] != ',')
+            end++;
+        while (i < end && (r->expect[i] == ' ' || r->expect[i] == '\t'))
+            i++;
+        size_t last = end;
+        while (last > i && (r->expect[last - 1] == ' ' || r->expect[last - 1] == '\t'))
+            last--;
+        if (last > i) {
+            if (last - i != sizeof(want) - 1 || strncasecmp(r->expect + i, want, last - i) != 0)
+                return EXPECT_OTHER;
+            e = EXPECT_CONTINUE;
+        }
+        i = end;
+    }
+    return e;
 }
 
 static int on_headers_complete(http_parser *p)
@@ -574,9 +638,24 @@ static int on_headers_complete(http_parser *p)
         s->req->error = 413;
         return -1;
     }
+    /* Expect is an HTTP/1.1 field: HTTP/1.0 requests have theirs ignored
+     * (RFC 9110 §10.1.1). Checked after the limits so that a body too
+     * long gets its 413 at once, and no 100. */
+    enum expect expect = EXPECT_NONE;
+    if (s->req->expect_len > 0 && p->http_minor >= 1) {
+        expect = expect_parse(s->req);
+        if (expect == EXPECT_OTHER) {
+            s->req->error = 417; /* the same closing path as every 4xx here */
+            return -1;
+        }
+    }
     if ((p->flags & F_CHUNKED) || (s->req->content_lengths > 0 && p->content_length > 0)) {
         s->phase = HTTP_BODY;
         s->phase_since = s->req->now_ms;
+        /* Every request is answered after its body is read (a 405 too), so
+         * every body is wanted; the feed loop sends the 100 when this
+         * returns, unless the body has started arriving already. */
+        s->req->continue_due = expect == EXPECT_CONTINUE;
     }
     return 0;
 }
@@ -799,6 +878,15 @@ enum http_next http_session_feed(struct http_session *s, struct evbuffer *in,
             }
             size_t k = http_parser_execute(&s->parser, &parser_settings, v[i].iov_base, n);
             used += k;
+            if (s->req->continue_due) {
+                /* The header section ended at the end of what was parsed
+                 * (head_check stops there). Input beyond it is the body
+                 * under way: the client has stopped waiting, so no 100.
+                 * Earlier responses are already queued on OUT: in order. */
+                s->req->continue_due = false;
+                if (used == avail && evbuffer_add(out, CONTINUE_LINE, sizeof(CONTINUE_LINE) - 1) < 0)
+                    return fail(s, in, 500);
+            }
             enum http_errno e = HTTP_PARSER_ERRNO(&s->parser);
             if (e == HPE_PAUSED) {
                 http_parser_pause(&s->parser, 0);

@@ -77,6 +77,11 @@ struct http_request {
     size_t name_len;              /* bytes in name (may exceed sizeof: too long) */
     char ims[40];                 /* If-Modified-Since value */
     size_t ims_len;               /* bytes in ims (may exceed sizeof: ignored) */
+    char expect[32];              /* Expect values, fields joined by ',' */
+    size_t expect_len;            /* bytes in expect (may exceed sizeof: an
+                                   * expectation we do not know) */
+    bool continue_due;            /* 100 Continue owed unless body bytes are
+                                   * already here (set by on_headers_complete) */
     char *url;                    /* request target; url_small or heap */
     size_t url_len;               /* bytes in url */
     size_t url_cap;               /* room in url */

@@ -3,7 +3,7 @@
  * timeout, request smuggling, path escapes under --root, static files,
  * 304, /whoami, Connection: close and HTTP/1.0, chunked bodies,
  * --max-requests-per-conn, the access log, backpressure from a client that
- * never reads, and draining. */
+ * never reads, draining, and Expect: 100-continue. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
@@ -940,4 +940,148 @@ Test(http, bad_options_are_start_up_errors, .timeout = 30)
     cr_assert_neq(server_start(&s, args2), 0, "--max-header-bytes 12 must fail");
     const char *args3[] = { "--listen", "0", "--idle-timeout", "-1", NULL };
     cr_assert_neq(server_start(&s, args3), 0, "negative timeout must fail");
+}
+
+/* ---- Expect: 100-continue ------------------------------------------------ */
+
+#define CONTINUE "HTTP/1.1 100 Continue\r\n\r\n"
+
+/* Read the interim 100 within 2 s, as a client holding back its body would
+ * wait for it. */
+static void read_continue(int fd, const char *what)
+{
+    char buf[sizeof(CONTINUE)] = { 0 };
+    cr_assert_eq(read_exact(fd, buf, sizeof(CONTINUE) - 1, 2000), 0, "no 100 for %s", what);
+    cr_assert_str_eq(buf, CONTINUE, "not a bare 100 Continue for %s", what);
+}
+
+/* Whether nothing at all arrives on FD for MS ms. */
+static bool silent_for(int fd, int ms)
+{
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    return poll(&p, 1, ms) == 0;
+}
+
+/* Send HEAD (a header section) alone, check that no 100 comes while the
+ * body is held back, then send BODY; returns the status of the response. */
+static int status_without_continue(const struct server *s, const char *head, const char *body)
+{
+    struct resp r;
+    int fd = dial(s);
+    send_str(fd, head);
+    cr_assert(silent_for(fd, 300), "something was sent before the body: %.60s", head);
+    send_str(fd, body);
+    cr_assert_eq(read_resp(fd, &r, false), 0, "no response to %.60s", head);
+    close(fd);
+    return r.status;
+}
+
+Test(http, expect_100_continue_comes_before_the_body, .timeout = 30)
+{
+    struct server s;
+    start(&s, NULL);
+    struct resp r;
+    int fd = dial(&s);
+    /* POST gets 405 once its body is read, as without Expect; the 100 comes
+     * first, while the client holds the body back. */
+    send_str(fd, "POST /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    read_continue(fd, "POST");
+    send_str(fd, "hello");
+    cr_assert_eq(read_resp(fd, &r, false), 0);
+    cr_assert_eq(r.status, 405);
+    /* Same connection: a GET with a body, the value in another case and
+     * with OWS, split over two Expect fields with an empty member. */
+    send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\nExpect: 100-Continue ,\r\nexpect: ,\r\n"
+                 "Content-Length: 3\r\n\r\n");
+    read_continue(fd, "GET with a body");
+    send_str(fd, "abc");
+    cr_assert_eq(read_resp(fd, &r, false), 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, FIXED_BODY, "the body was not skipped exactly");
+    /* A chunked body. */
+    send_str(fd, "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                 "Expect: 100-continue\r\n\r\n");
+    read_continue(fd, "a chunked POST");
+    send_str(fd, "5\r\nhello\r\n0\r\n\r\n");
+    cr_assert_eq(read_resp(fd, &r, false), 0);
+    cr_assert_eq(r.status, 405);
+    /* No body to ask for: the final answer straight away. */
+    send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n\r\n");
+    cr_assert_eq(read_resp(fd, &r, false), 0);
+    cr_assert_eq(r.status, 200, "a GET without a body got %d", r.status);
+    /* Body sent along with the header section: it is under way, no 100. */
+    send_str(fd, "POST /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+                 "hello");
+    cr_assert_eq(read_resp(fd, &r, false), 0);
+    cr_assert_eq(r.status, 405, "got %d for a body that came with its header section", r.status);
+    close(fd);
+    stop(&s);
+}
+
+Test(http, expect_with_a_body_over_the_limit_gets_413_and_no_100, .timeout = 30)
+{
+    struct server s;
+    const char *extra[] = { "--max-body-bytes", "100", NULL };
+    start(&s, extra);
+    /* The first response must be the 413, then the close. */
+    expect_status_close(&s, "POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                            "Content-Length: 101\r\n\r\n", 413);
+    /* At the limit the body is wanted. */
+    int fd = dial(&s);
+    send_str(fd, "PUT / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n");
+    read_continue(fd, "a body at the limit");
+    close(fd);
+    stop(&s);
+}
+
+Test(http, no_100_for_http10_or_without_expect, .timeout = 30)
+{
+    struct server s;
+    start(&s, NULL);
+    cr_assert_eq(status_without_continue(&s, "POST / HTTP/1.0\r\nExpect: 100-continue\r\n"
+                                             "Content-Length: 5\r\n\r\n", "hello"), 405);
+    /* HTTP/1.0 ignores Expect altogether: an unknown one is no 417. */
+    cr_assert_eq(status_without_continue(&s, "POST / HTTP/1.0\r\nExpect: fancy\r\n"
+                                             "Content-Length: 5\r\n\r\n", "hello"), 405);
+    cr_assert_eq(status_without_continue(&s, "POST / HTTP/1.1\r\nHost: t\r\n"
+                                             "Content-Length: 5\r\n\r\n", "hello"), 405);
+    stop(&s);
+}
+
+Test(http, unknown_expectation_gets_417_and_a_close, .timeout = 30)
+{
+    struct server s;
+    start(&s, NULL);
+    expect_status_close(&s, "POST / HTTP/1.1\r\nHost: t\r\nExpect: fancy\r\n"
+                            "Content-Length: 5\r\n\r\n", 417);
+    expect_status_close(&s, "POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue, fancy\r\n"
+                            "Content-Length: 5\r\n\r\n", 417);
+    expect_status_close(&s, "GET / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue-please\r\n\r\n",
+                        417);
+    /* Too long to keep is still refused, not taken for 100-continue. */
+    expect_status_close(&s, "GET / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue,"
+                            "                                        100-continue\r\n\r\n",
+                        417);
+    stop(&s);
+}
+
+Test(http, pipelined_expect_gets_its_100_after_the_earlier_response, .timeout = 30)
+{
+    struct server s;
+    start(&s, NULL);
+    struct resp r;
+    int fd = dial(&s);
+    send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+                 "POST /x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
+    cr_assert_eq(read_resp(fd, &r, false), 0);
+    cr_assert_eq(r.status, 200, "the first response is not the GET's");
+    cr_assert_str_eq(r.body, FIXED_BODY);
+    read_continue(fd, "the second pipelined request");
+    send_str(fd, "hello" "GET /whoami HTTP/1.1\r\nHost: t\r\n\r\n");
+    cr_assert_eq(read_resp(fd, &r, false), 0);
+    cr_assert_eq(r.status, 405);
+    cr_assert_eq(read_resp(fd, &r, false), 0);
+    cr_assert(r.status == 200 && r.body[0] == '{', "third request misparsed: %s", r.body);
+    close(fd);
+    stop(&s);
 }
