@@ -47,6 +47,20 @@ sed 's/\x1b\[[0-9;]*m//g' "$work/tests.log" | grep -E '^\[(PASS|FAIL|SKIP)\]|Syn
     grep -v 'Test is disabled' >"$work/summary.log" || true
 cat "$work/summary.log"
 
+# The last run of a fuzz target, if any: LOG under $FUZZ_BUILD, a TITLE, the
+# COMMAND that made it, and the PATTERN of lines that report a crash.
+fuzz_section() {
+    local log=${FUZZ_BUILD:-build-fuzz}/$1
+    [ -f "$log" ] || return 0
+    echo
+    echo "## $2 (last \`$3\`, $(date -r "$log" '+%Y-%m-%d %H:%M'))"
+    echo
+    echo '```'
+    grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' "$log" || true
+    grep -E "$4" "$log" || echo "(no crash, no check failed)"
+    echo '```'
+}
+
 mkdir -p "$SOAK_OUT"
 report="$SOAK_OUT/reliability.md"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -84,30 +98,9 @@ verdict='every check passed'
     echo '```'
     cat "$work/summary.log"
     echo '```'
-    fuzz_log=${FUZZ_BUILD:-build-fuzz}/fuzz.log
-    if [ -f "$fuzz_log" ]; then
-        echo
-        when=$(date -r "$fuzz_log" '+%Y-%m-%d %H:%M')
-        echo "## HTTP request fuzzing (last \`make fuzz\`, $when)"
-        echo
-        echo '```'
-        grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' \
-            "$fuzz_log" || true
-        grep -E '^==[0-9]+==|deadly' "$fuzz_log" || echo "(no crash, no check failed)"
-        echo '```'
-    fi
-    fuzz_log=${FUZZ_BUILD:-build-fuzz}/ctl-fuzz.log
-    if [ -f "$fuzz_log" ]; then
-        echo
-        when=$(date -r "$fuzz_log" '+%Y-%m-%d %H:%M')
-        echo "## Control-message fuzzing (last \`make fuzz-ctl\`, $when)"
-        echo
-        echo '```'
-        grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' \
-            "$fuzz_log" || true
-        grep -E '^==[0-9]+==|deadly|fuzz_ctl:' "$fuzz_log" || echo "(no crash, no check failed)"
-        echo '```'
-    fi
+    fuzz_section fuzz.log "HTTP request fuzzing" "make fuzz" '^==[0-9]+==|deadly'
+    fuzz_section ctl-fuzz.log "Control-message fuzzing" "make fuzz-ctl" \
+        '^==[0-9]+==|deadly|fuzz_ctl:'
     if [ "$status" -ne 0 ]; then
         echo
         echo "Failures:"
